@@ -1,0 +1,1 @@
+"""Subcommands of the ``riff-bridge`` CLI (see :mod:`bridge.cli`)."""

@@ -1,0 +1,1 @@
+"""Generation: requests in, spectrogram images and bar-exact audio out."""
