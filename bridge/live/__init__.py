@@ -1,0 +1,1 @@
+"""Live playback: JACK client, tempo sources, bar-aligned clip switching, generation ahead."""

@@ -1,0 +1,91 @@
+"""A private JACK server (dummy backend) for demos and tests when no server is running."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+from bridge.errors import BridgeError
+
+
+class JackServerError(BridgeError):
+    """jackd is missing or did not come up."""
+
+
+class JackServer:
+    """``jackd -n NAME -d dummy -r RATE -p PERIOD`` as a child process.
+
+    Use as a context manager; ``env()`` gives the variables that make clients (and child
+    processes) pick this server. ``realtime`` uses SCHED_FIFO when permitted (root): 0 xruns
+    under load here, versus ~20 per 5 s with ``--no-realtime``.
+    """
+
+    def __init__(self, name: str | None = None, sample_rate: int = 44100, period: int = 256,
+                 realtime: bool = True) -> None:
+        self.name = name or f"riff-{uuid.uuid4().hex[:8]}"
+        self.sample_rate = sample_rate
+        self.period = period
+        self.realtime = realtime
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        """The jackd command line."""
+        rt = ["-R"] if self.realtime and os.geteuid() == 0 else ["--no-realtime"]
+        return ["jackd", "-n", self.name, *rt, "-d", "dummy", "-r", str(self.sample_rate),
+                "-p", str(self.period)]
+
+    def env(self) -> dict[str, str]:
+        """Environment selecting this server (JACK_DEFAULT_SERVER) and never auto-starting one."""
+        return {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
+
+    def start(self, timeout: float = 10.0) -> "JackServer":
+        """Start jackd and wait until a client can connect; raises JackServerError."""
+        if shutil.which("jackd") is None:
+            raise JackServerError("jackd not found: install jackd2 (apt-get install jackd2)")
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, env=self.env())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise JackServerError(f"jackd exited with {self.process.returncode}: {err.strip()[-400:]}")
+            if self.is_up():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise JackServerError(f"jackd server {self.name!r} did not come up in {timeout:g} s")
+
+    def is_up(self) -> bool:
+        """True when ``jack_lsp`` can reach the server."""
+        probe = subprocess.run(["jack_lsp"], env=self.env(), capture_output=True, timeout=5)
+        return probe.returncode == 0
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Terminate jackd (kill after ``timeout``)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> "JackServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def server_running(name: str | None = None) -> bool:
+    """True when a JACK server (``name`` or the default) answers."""
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    if name:
+        env["JACK_DEFAULT_SERVER"] = name
+    if shutil.which("jack_lsp") is None:
+        return False
+    return subprocess.run(["jack_lsp"], env=env, capture_output=True, timeout=5).returncode == 0
