@@ -54,6 +54,8 @@ class GenerationRequest:
             raise ParameterError("scheduler", "one of " + ", ".join(SCHEDULERS), self.scheduler)
         if not isinstance(self.prompt_a, str) or not self.prompt_a.strip():
             raise ParameterError("prompt_a", "a non-empty string", self.prompt_a)
+        if self.mask is not None and self.seed_image is None:
+            raise ParameterError("mask", "a seed image to inpaint into (set seed_image too)", self.mask)
         self._check_length()
 
     def _check_length(self) -> None:
