@@ -6,11 +6,11 @@ Hann 4410) of the audio in 16-bit sample units, HTK mel, then :func:`encode_imag
 Decoding (image -> audio), recipe:
   1. image -> mel magnitude (:func:`decode_image`), optionally stretched in time to fit an
      exact sample count;
-  2. mel -> linear magnitude by the clamped pseudo-inverse, evaluated only on every 4th
-     zero-padded bin: those bins are exactly the bins of an unpadded 100 ms window, so the
-     phase search runs on a 4x smaller FFT;
+  2. mel -> linear magnitude by the clamped pseudo-inverse, evaluated only on every 2nd
+     bin of the 4x zero-padded reference FFT (a 2x padded window): half the bins, and the
+     in-between bins that the narrow low mel filters read are still constrained;
   3. the band above ``max_frequency`` is empty, so phase recovery runs at a working rate of
-     21 kHz (hop 210, window 2100), 2.1x fewer samples than 44.1 kHz;
+     21 kHz (hop 210, window 2100, FFT 4200), 2.1x fewer samples than 44.1 kHz;
   4. phase-gradient initialisation + fast Griffin-Lim (:mod:`bridge.audio.phase`);
   5. band-limited resampling to the requested rate and exact length; peak normalisation.
 """
@@ -35,7 +35,7 @@ from bridge.errors import ParameterError, check_int
 #: Sample units of the reference converter (it fed int16 sample values to the STFT).
 INT16_SCALE = 32768.0
 #: Default Griffin-Lim iterations of our decoder (converges past the 32-iteration plain recipe).
-DEFAULT_ITERATIONS = 56
+DEFAULT_ITERATIONS = 40
 #: Peak level of decoded clips (-1 dBFS).
 PEAK_LEVEL = 10 ** (-1 / 20)
 
@@ -52,6 +52,7 @@ class SpectrogramCodec:
     params: SpectrogramParams = SpectrogramParams()
     iterations: int = DEFAULT_ITERATIONS
     working_rate: int = 21000
+    zero_padding: int = 2
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -83,7 +84,7 @@ class SpectrogramCodec:
         """``(..., n_mels, frames)`` mel magnitude of ``(..., samples)`` audio in [-1, 1]."""
         samples = torch.as_tensor(audio, dtype=dtype, device=self.device) * INT16_SCALE
         magnitude = self.analysis.magnitude(samples)
-        return torch.matmul(magnitude.transpose(-1, -2), self.mel_filters(dtype)).transpose(-1, -2)
+        return torch.matmul(magnitude, self.mel_filters(dtype)).transpose(-1, -2)
 
     def audio_to_image(self, audio: np.ndarray, sample_rate: int) -> Image.Image:
         """Spectrogram image of ``(samples, channels)`` or ``(samples,)`` audio.
@@ -106,18 +107,20 @@ class SpectrogramCodec:
 
     @cached_property
     def synthesis(self) -> Stft:
-        """The reduced phase-recovery STFT at the working rate (2100 / 210 / 2100 in v1)."""
+        """The reduced phase-recovery STFT at the working rate (4200 / 210 / 2100 in v1)."""
         scale = self.working_rate / self.params.sample_rate
         win = round(self.params.win_length * scale)
-        return Stft(win, round(self.params.hop_length * scale), win)
+        return Stft(win * self.zero_padding, round(self.params.hop_length * scale), win)
 
     @cached_property
     def _mel_to_linear(self) -> torch.Tensor:
-        """``(n_mels, bins)`` pseudo-inverse restricted to the synthesis STFT's bins."""
+        """``(n_mels, bins)`` pseudo-inverse on the synthesis STFT's bins (every ``step``-th)."""
         p, synth = self.params, self.synthesis
-        step = p.n_fft // p.win_length if p.n_fft % p.win_length == 0 else None
-        if step is None:
-            raise ParameterError("padded_ms", "a whole multiple of window_ms", p.padded_ms)
+        ratio = p.n_fft / p.win_length / self.zero_padding
+        if ratio != int(ratio) or ratio < 1:
+            raise ParameterError("zero_padding", f"a divisor of n_fft / win_length = {p.n_fft / p.win_length:g}",
+                                 self.zero_padding)
+        step = int(ratio)
         pinv = mel_pseudo_inverse(self.analysis.n_freqs, p.sample_rate, p.n_mels,
                                   float(p.min_frequency), float(p.max_frequency))
         rows = pinv[:, ::step][:, : synth.n_freqs]
@@ -143,8 +146,7 @@ class SpectrogramCodec:
             raise ParameterError("num_samples", "at least 1", num_samples)
         at_params_rate = num_samples * p.sample_rate / rate
         mel = stretch_frames(mel, int(at_params_rate // p.hop_length) + 1)
-        linear = torch.matmul(mel.transpose(-1, -2), self._mel_to_linear).transpose(-1, -2)
-        linear = linear.clamp_(min=0.0)
+        linear = torch.matmul(mel.transpose(-1, -2), self._mel_to_linear).clamp_(min=0.0)
         working_length = max(1, round(at_params_rate * self.working_rate / p.sample_rate))
         phase = GriffinLim(self.synthesis, self.iterations)
         audio = resample_to_length(phase(linear, working_length), num_samples)

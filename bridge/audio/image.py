@@ -52,6 +52,8 @@ def decode_image(image: Image.Image, stereo: bool | None = None) -> tuple[np.nda
     (R=G=B in spectrogram images); stereo reads G and B.
     """
     params = image_params(image, stereo)
+    if params.stereo and image.mode not in ("RGB", "RGBA", "P"):
+        raise ParameterError("image mode", "RGB, RGBA or palette for stereo (G=left, B=right)", image.mode)
     if image.width < 2 or image.height < 1:
         raise ParameterError("image", "at least 2 px wide and 1 px high", f"{image.width}x{image.height}")
     pixels = _as_rgb_float(image)

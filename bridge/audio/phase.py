@@ -21,23 +21,22 @@ HANN_GAMMA = 0.25645
 
 
 def phase_gradient_init(magnitude: torch.Tensor, stft: Stft) -> torch.Tensor:
-    """Unit-modulus complex start phase ``(..., n_freqs, frames)`` for ``magnitude``.
+    """Unit-modulus complex start phase ``(..., frames, n_freqs)`` for ``magnitude``.
 
-    Bin ``m`` starts at phase ``-pi * m`` (a window centred in its frame) and advances by its
-    estimated instantaneous frequency each hop.
+    Bin ``m`` starts at the phase of an event at the window centre and advances by its
+    estimated instantaneous frequency each hop (trapezoidal integration over time).
     """
     a, n_fft = stft.hop_length, stft.n_fft
     gamma = HANN_GAMMA * stft.win_length**2
     floor = 1e-5 * magnitude.amax(dim=(-2, -1), keepdim=True).clamp(min=1e-30)
     log_mag = torch.log(magnitude + floor)
     slope = torch.zeros_like(log_mag)
-    slope[..., 1:-1, :] = (log_mag[..., 2:, :] - log_mag[..., :-2, :]) * 0.5
-    bins = torch.arange(magnitude.shape[-2], dtype=magnitude.dtype, device=magnitude.device)
-    bins = bins.unsqueeze(-1)
+    slope[..., 1:-1] = (log_mag[..., 2:] - log_mag[..., :-2]) * 0.5
+    bins = torch.arange(magnitude.shape[-1], dtype=magnitude.dtype, device=magnitude.device)
     advance = 2 * math.pi * a * bins / n_fft + (a * n_fft / gamma) * slope
-    steps = (advance[..., 1:] + advance[..., :-1]) * 0.5
-    phase = torch.cumsum(torch.cat([torch.zeros_like(steps[..., :1]), steps], dim=-1), dim=-1)
-    phase = phase - math.pi * bins
+    steps = (advance[..., 1:, :] + advance[..., :-1, :]) * 0.5
+    phase = torch.cumsum(torch.cat([torch.zeros_like(steps[..., :1, :]), steps], dim=-2), dim=-2)
+    phase = phase - 2 * math.pi * bins * (stft.window_center / n_fft)
     return torch.polar(torch.ones_like(phase), phase)
 
 
@@ -65,14 +64,12 @@ class GriffinLim:
         return torch.polar(torch.ones_like(angles), 2 * math.pi * angles).to(magnitude.device)
 
     def __call__(self, magnitude: torch.Tensor, length: int) -> torch.Tensor:
-        """Audio ``(..., length)`` whose STFT magnitude approximates ``magnitude``."""
-        spec = magnitude * self.start_phase(magnitude)
-        previous = torch.zeros_like(spec)
+        """Audio ``(..., length)`` whose STFT magnitude approximates ``(..., frames, n_freqs)``."""
+        phase = self.start_phase(magnitude)
+        previous = torch.zeros_like(phase)
         keep = self.momentum / (1.0 + self.momentum)
         for _ in range(self.iterations):
-            rebuilt = self.stft.forward(self.stft.inverse(spec, length))
-            spec = rebuilt - keep * previous
-            scale = magnitude / spec.abs().add_(1e-16)
-            spec.mul_(scale)
+            rebuilt = self.stft.forward(self.stft.inverse(magnitude * phase, length))
+            phase = torch.sgn(torch.sub(rebuilt, previous, alpha=keep))
             previous = rebuilt
-        return self.stft.inverse(spec, length)
+        return self.stft.inverse(magnitude * phase, length)

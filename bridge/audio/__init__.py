@@ -1,0 +1,1 @@
+"""The spectrogram codec: audio <-> Riffusion mel spectrogram images, in plain torch."""
