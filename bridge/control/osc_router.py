@@ -1,0 +1,216 @@
+"""OSC messages to actions and replies: the server's logic, without sockets.
+
+:class:`OscRouter` resolves an address through :mod:`bridge.control.namespace`, checks the
+arguments, calls :class:`~bridge.control.actions.Actions` and sends replies through a
+``send(destination, address, args)`` callable. Every failure becomes ``/riff/error
+<address> <message>`` to the sender's reply address plus a warning in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping, Sequence
+
+from bridge import __version__
+from bridge.control.actions import Actions
+from bridge.control.learn import MidiLearn
+from bridge.control.midi_map import CcBinding
+from bridge.control.namespace import ERROR_ADDRESS, STATUS_FIELDS, resolve
+from bridge.control.packet import OscMessage
+from bridge.control.subscriptions import Address, Subscriptions
+from bridge.errors import BridgeError, ParameterError
+from bridge.state import ControlState, ParameterSpec
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[Address, str, Sequence[Any]], None]
+#: Returns the live engine's status: keys of namespace.STATUS_FIELDS (missing keys read as 0).
+StatusProvider = Callable[[], Mapping[str, Any]]
+
+MAX_ERROR_CHARS = 500
+MAX_LIST_BYTES = 8000
+_FLAG = ParameterSpec("overwrite", "bool", "")
+
+
+def reply_value(value: Any) -> Any:
+    """A state value as sent over OSC (bool as 0/1)."""
+    return int(value) if isinstance(value, bool) else value
+
+
+def status_values(status: Mapping[str, Any]) -> list[Any]:
+    """The ``/riff/get/status`` arguments in STATUS_FIELDS order (missing keys are 0)."""
+    return [float(status.get(key, 0)) if tag == "f" else int(status.get(key, 0))
+            for key, tag, _ in STATUS_FIELDS]
+
+
+def _count(message: OscMessage, low: int, high: int) -> tuple[Any, ...]:
+    """The arguments if there are ``low``..``high`` of them, else ParameterError."""
+    count = len(message.args)
+    if not low <= count <= high:
+        wanted = f"exactly {low}" if low == high else f"{low} to {high}"
+        raise ParameterError("arguments", f"{wanted} argument(s)", count)
+    return message.args
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ParameterError(what, "a string", value)
+    return value
+
+
+class OscRouter:
+    """Dispatches decoded OSC messages; thread-safe (receive and scheduler threads call it)."""
+
+    def __init__(self, actions: Actions, send: Send, status: StatusProvider | None = None,
+                 learn: MidiLearn | None = None, version: str = __version__) -> None:
+        self.actions = actions
+        self.send = send
+        self.status = status or (lambda: {"tempo": actions.store.snapshot().bpm})
+        self.learn = learn
+        self.version = version
+        self.subscriptions = Subscriptions()
+        self._reply_ports: dict[str, int] = {}
+        self._unsubscribe = actions.store.subscribe(self._on_change)
+
+    def close(self) -> None:
+        """Stop listening to the state store."""
+        self._unsubscribe()
+
+    def reply_address(self, sender: Address) -> Address:
+        """Where replies to ``sender`` go (its own address unless /riff/reply_port said otherwise)."""
+        port = self._reply_ports.get(sender[0])
+        return (sender[0], port) if port else (sender[0], sender[1])
+
+    def handle(self, message: OscMessage, sender: Address) -> None:
+        """Run one message; any failure is answered with /riff/error and logged."""
+        try:
+            route, name = resolve(message.address)
+            getattr(self, f"_on_{route.handler}")(message, self.reply_address(sender), name)
+        except BridgeError as err:
+            self.error(sender, message.address, str(err))
+        except Exception as err:  # noqa: BLE001 - the server must keep serving
+            log.exception("OSC %s failed", message.address)
+            self.error(sender, message.address, f"internal error: {type(err).__name__}: {err}")
+
+    def error(self, sender: Address, address: str, text: str) -> None:
+        """Log a warning and send ``/riff/error address text`` to the sender's reply address."""
+        log.warning("OSC %s from %s:%d: %s", address[:200], sender[0], sender[1], text)
+        self.send(self.reply_address(sender), ERROR_ADDRESS, [address[:200], text[:MAX_ERROR_CHARS]])
+
+    def tick_bar(self, bar: int) -> None:
+        """Send ``/riff/bar bar`` to bar listeners."""
+        for address in self.subscriptions.listeners("bar"):
+            self.send(address, "/riff/bar", [int(bar)])
+
+    def tick_beat(self, bar: int, beat: int) -> None:
+        """Send ``/riff/beat bar beat`` to beat listeners."""
+        for address in self.subscriptions.listeners("beat"):
+            self.send(address, "/riff/beat", [int(bar), int(beat)])
+
+    def _on_change(self, name: str, value: Any, state: ControlState) -> None:
+        for address in self.subscriptions.listeners(name):
+            self.send(address, f"/riff/get/{name}", [reply_value(value)])
+
+    def _send_value(self, to: Address, name: str) -> None:
+        self.send(to, f"/riff/get/{name}", [reply_value(getattr(self.actions.store.snapshot(), name))])
+
+    # Handlers: one per namespace route, named _on_<route.handler>(message, reply_to, name).
+
+    def _on_set(self, message: OscMessage, to: Address, name: str) -> None:
+        self.actions.set(name, _count(message, 1, 1)[0])
+
+    def _on_get(self, message: OscMessage, to: Address, name: str) -> None:
+        _count(message, 0, 0)
+        self._send_value(to, name)
+
+    def _on_listen(self, message: OscMessage, to: Address, name: str) -> None:
+        _count(message, 0, 0)
+        self.subscriptions.add(name, to)
+        self._send_value(to, name)
+
+    def _on_unlisten(self, message: OscMessage, to: Address, name: str) -> None:
+        _count(message, 0, 0)
+        self.subscriptions.remove(name, to)
+
+    def _on_get_all(self, message: OscMessage, to: Address, name: None) -> None:
+        _count(message, 0, 0)
+        for key, value in self.actions.store.snapshot().as_dict().items():
+            self.send(to, f"/riff/get/{key}", [reply_value(value)])
+
+    def _on_status(self, message: OscMessage, to: Address, name: None) -> None:
+        _count(message, 0, 0)
+        try:
+            status = self.status()
+        except Exception as err:  # noqa: BLE001 - a broken provider is reported, not fatal
+            raise BridgeError(f"status: the live engine's status failed: {err}") from None
+        self.send(to, "/riff/get/status", status_values(status))
+
+    def _on_ping(self, message: OscMessage, to: Address, name: None) -> None:
+        self.send(to, "/riff/pong", [self.version])
+
+    def _on_listen_bar(self, message: OscMessage, to: Address, name: None) -> None:
+        self.subscriptions.add("bar", to)
+
+    def _on_unlisten_bar(self, message: OscMessage, to: Address, name: None) -> None:
+        self.subscriptions.remove("bar", to)
+
+    def _on_listen_beat(self, message: OscMessage, to: Address, name: None) -> None:
+        self.subscriptions.add("beat", to)
+
+    def _on_unlisten_beat(self, message: OscMessage, to: Address, name: None) -> None:
+        self.subscriptions.remove("beat", to)
+
+    def _on_reply_port(self, message: OscMessage, to: Address, name: None) -> None:
+        port = _count(message, 1, 1)[0]
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ParameterError("port", "an integer in [0, 65535] (0: the sending port)", port)
+        host = to[0]
+        if port:
+            self._reply_ports[host] = port
+        else:
+            self._reply_ports.pop(host, None)
+
+    def _on_preset_load(self, message: OscMessage, to: Address, name: None) -> None:
+        preset = self.actions.load_preset(_text(_count(message, 1, 1)[0], "name"))
+        self.send(to, "/riff/preset/loaded", [preset.name])
+
+    def _on_preset_save(self, message: OscMessage, to: Address, name: None) -> None:
+        args = _count(message, 1, 2)
+        preset = _text(args[0], "name")
+        self.actions.save_preset(preset, overwrite=_FLAG.coerce(args[1]) if len(args) > 1 else False)
+        self.send(to, "/riff/preset/saved", [preset])
+
+    def _on_preset_list(self, message: OscMessage, to: Address, name: None) -> None:
+        names, size = [], 0
+        for preset in self.actions.presets.names() if self.actions.presets else ():
+            size += len(preset) + 8
+            if size > MAX_LIST_BYTES:
+                break
+            names.append(preset)
+        self.send(to, "/riff/preset/list", names)
+
+    def _on_bank_trigger(self, message: OscMessage, to: Address, name: None) -> None:
+        args = _count(message, 1, 2)
+        self.actions.trigger_slot(args[0], args[1] if len(args) > 1 else "a")
+
+    def _on_seed_new(self, message: OscMessage, to: Address, name: None) -> None:
+        args = _count(message, 0, 1)
+        self.actions.new_seed(args[0] if args else "a")
+
+    def _on_midi_learn(self, message: OscMessage, to: Address, name: None) -> None:
+        param = _text(_count(message, 1, 1)[0], "param")
+        if self.learn is None:
+            raise BridgeError("midi learn: no MIDI input is attached")
+
+        def learned(binding: CcBinding, replaced: tuple[CcBinding, ...]) -> None:
+            self.send(to, "/riff/midi/learned",
+                      [binding.param, binding.channel or 0, binding.cc, *(b.param for b in replaced)])
+
+        def failed(text: str) -> None:
+            self.error(to, message.address, text)
+
+        self.learn.arm(param, learned, failed)
+
+    def _on_midi_learn_cancel(self, message: OscMessage, to: Address, name: None) -> None:
+        if self.learn is not None:
+            self.learn.cancel()
