@@ -20,6 +20,10 @@ from bridge import __version__
 COMMAND_MODULES = (
     "audio2image",
     "image2audio",
+    "render",
+    "interpolate",
+    "tiny_model",
+    "demo",
 )
 
 
