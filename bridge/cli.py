@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "interpolate",
     "tiny_model",
     "demo",
+    "control",
+    "presets",
 )
 
 
