@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["engine_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "riffusion"

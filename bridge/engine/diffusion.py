@@ -30,12 +30,12 @@ from bridge.audio.image import decode_image
 from bridge.engine.clip import Clip
 from bridge.engine.embedding import PromptEncoder
 from bridge.engine.loader import DEFAULT_MODEL, ModelComponents, ModelSpec, load_model
-from bridge.engine.mask import mask_array
+from bridge.engine.mask import check_mask_source, mask_array
 from bridge.engine.noise import lerp, seeded_noise, slerp
 from bridge.engine.pipeline import DiffusionJob, SpectrogramDiffusion
 from bridge.engine.protocol import CancelCheck, GenerationCancelled
 from bridge.engine.request import GenerationRequest
-from bridge.engine.seeds import seed_image
+from bridge.engine.seeds import check_seed_source, seed_image
 from bridge.engine.stopwatch import Stopwatch
 
 
@@ -92,9 +92,18 @@ class DiffusionEngine:
         return Clip(audio, sample_rate, mel, image, request, dict(watch.seconds))
 
     # 1. inputs
+    @staticmethod
+    def check_inputs(request: GenerationRequest) -> None:
+        """Fail fast (before any model work) on an unknown or missing seed image or mask."""
+        if request.seed_image:
+            check_seed_source(request.seed_image)
+        if request.mask:
+            check_mask_source(request.mask)
+
     def inputs(self, request: GenerationRequest) -> tuple[Image.Image | None, np.ndarray | None]:
-        """Seed image and mask (regenerate-weights) for ``request``, fitted to its width."""
-        if request.seed_image is None:
+        """Seed image and mask (regenerate-weights) for ``request``, fitted to its width
+        (None for an absent or empty name)."""
+        if not request.seed_image:
             return None, None
         seed = seed_image(request.seed_image, request, self.codec)
         mask = mask_array(request.mask, seed.width, seed.height) if request.mask else None

@@ -81,7 +81,7 @@ def hat(sample_rate: int) -> np.ndarray:
     """A closed hi-hat: high-passed noise (first difference), 60 ms."""
     t = np.arange(int(0.06 * sample_rate)) / sample_rate
     noise = np.random.default_rng(2).standard_normal(t.size + 1)
-    return 0.25 * np.diff(noise) * np.exp(-t / 0.012)
+    return 0.15 * np.diff(noise) * np.exp(-t / 0.012)
 
 
 VOICES = {"kick": kick, "snare": snare, "hat": hat}

@@ -139,7 +139,8 @@ def _hub_snapshot(repo_id: str) -> Path:
     try:
         return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS, etag_timeout=HUB_TIMEOUT))
     except Exception as err:  # noqa: BLE001 - network, auth and missing-repo errors alike
-        raise ModelUnavailableError(_missing_message(repo_id, _first_line(err))) from None
+        raise ModelUnavailableError(_missing_message(repo_id, "unreachable or no such model: "
+                                                     + _first_line(err))) from None
 
 
 def _missing_message(repo_id: str, why: str) -> str:
@@ -153,8 +154,9 @@ def _missing_message(repo_id: str, why: str) -> str:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else 'no details'}"
+    """The first line of an exception's message (huggingface_hub's "Got: " prefix dropped)."""
+    lines = str(err).strip().splitlines()
+    return (lines[0] if lines else type(err).__name__).removeprefix("Got: ")
 
 
 def _load_parts(folder: Path, dtype: Any, progress: bool) -> dict[str, Any]:

@@ -16,11 +16,13 @@ import numpy as np
 from PIL import Image
 
 from bridge.audio.image import load_image
-from bridge.errors import InputFileError, ParameterError
+from bridge.engine.seeds import existing_file
+from bridge.errors import ParameterError
 
 BUILTIN_MASKS = ("keep-start", "keep-end", "keep-low", "keep-high")
 #: Fraction of the time or frequency axis that the built-in masks keep.
 KEEP_FRACTION = 0.25
+_ALLOWED = "a built-in name (" + ", ".join(BUILTIN_MASKS) + ") or an image file"
 
 
 def mask_array(source: str, width: int, height: int) -> np.ndarray:
@@ -28,15 +30,19 @@ def mask_array(source: str, width: int, height: int) -> np.ndarray:
 
     Raises ParameterError for an unknown name, InputFileError for a missing or unreadable file.
     """
-    if source in BUILTIN_MASKS:
+    path = check_mask_source(source)
+    if path is None:
         return builtin_mask(source, width, height)
-    path = Path(source).expanduser()
-    if not path.is_file():
-        if path.suffix or "/" in source or "\\" in source:
-            raise InputFileError(path, "no such file")
-        raise ParameterError("mask", "a built-in name (" + ", ".join(BUILTIN_MASKS) + ") or an image file", source)
     grey = load_image(path).convert("L").resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(grey, dtype=np.float32) / 255.0
+
+
+def check_mask_source(source: str) -> Path | None:
+    """None for a built-in name, the file for an existing path; else InputFileError (for
+    what looks like a path) or ParameterError (an unknown name)."""
+    if source in BUILTIN_MASKS:
+        return None
+    return existing_file(source, "mask", _ALLOWED)
 
 
 def builtin_mask(name: str, width: int, height: int) -> np.ndarray:

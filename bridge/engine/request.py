@@ -54,7 +54,7 @@ class GenerationRequest:
             raise ParameterError("scheduler", "one of " + ", ".join(SCHEDULERS), self.scheduler)
         if not isinstance(self.prompt_a, str) or not self.prompt_a.strip():
             raise ParameterError("prompt_a", "a non-empty string", self.prompt_a)
-        if self.mask is not None and self.seed_image is None:
+        if self.mask and not self.seed_image:
             raise ParameterError("mask", "a seed image to inpaint into (set seed_image too)", self.mask)
         self._check_length()
 

@@ -44,22 +44,31 @@ def seed_image(source: str, request: GenerationRequest, codec: SpectrogramCodec 
     if source in BUILTIN_SEEDS:
         bpm = float(request.bpm or DEFAULT_BPM)
         return _builtin(source, bpm, request.beats_per_bar, request.num_samples(_RATE), width, height).copy()
-    path = _existing_file(source, "seed_image")
+    path = check_seed_source(source)
+    assert path is not None
     stamp = path.stat().st_mtime_ns
     if path.suffix.lower() in AUDIO_SUFFIXES:
         return _from_audio(str(path), stamp, request.num_samples(_RATE) / _RATE, width, codec).copy()
     return _from_image(str(path), stamp, width, height).copy()
 
 
-def _existing_file(source: str, name: str) -> Path:
-    """``source`` as an existing file, or the clearest error for what it looks like."""
+def check_seed_source(source: str) -> Path | None:
+    """None for a built-in name, the file for an existing path; else the clearest error
+    (InputFileError for what looks like a path, ParameterError for an unknown name)."""
+    if source in BUILTIN_SEEDS:
+        return None
+    return existing_file(source, "seed_image", _ALLOWED)
+
+
+def existing_file(source: str, name: str, allowed: str) -> Path:
+    """``source`` as an existing file; InputFileError if it looks like a path, else
+    ParameterError naming ``name`` and the ``allowed`` values."""
     path = Path(source).expanduser()
     if path.is_file():
         return path
     if path.suffix or "/" in source or "\\" in source:
         raise InputFileError(path, "no such file")
-    allowed = _ALLOWED if name == "seed_image" else None
-    raise ParameterError(name, allowed or "a built-in name or an image file", source)
+    raise ParameterError(name, allowed, source)
 
 
 def fit_image(image: Image.Image, width: int, height: int) -> Image.Image:
