@@ -7,6 +7,7 @@ Other threads read whole snapshots, never half-updated state.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable
@@ -51,6 +52,8 @@ def _coerce_str(spec: ParameterSpec, value: Any) -> str:
 
 def _coerce_number(spec: ParameterSpec, value: Any) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(spec.name, spec.allowed(), value)
+    if isinstance(value, float) and not math.isfinite(value):  # int(nan) would raise ValueError
         raise ParameterError(spec.name, spec.allowed(), value)
     if spec.kind == "int" and int(value) != value:
         raise ParameterError(spec.name, spec.allowed(), value)
