@@ -77,3 +77,17 @@ def frames_to_seconds(frames: int, sample_rate: int) -> float:
 def bars_to_seconds(bars: float, bpm: float, beats_per_bar: int = 4) -> float:
     """Duration in seconds of ``bars`` bars at ``bpm``."""
     return Tempo(bpm, Meter(beats_per_bar)).bar_seconds() * bars
+
+
+#: MIDI clock resolution: ticks per quarter note.
+MIDI_PPQN = 24
+
+
+def beats_to_frames(beats: float, bpm: float, sample_rate: int) -> float:
+    """Exact (fractional) frames in ``beats`` beats at ``bpm`` (no validation: realtime safe)."""
+    return beats * 60.0 * sample_rate / bpm
+
+
+def bpm_from_tick_frames(frames: float, ticks: int, sample_rate: int, ppqn: int = MIDI_PPQN) -> float:
+    """Quarter-note tempo of ``ticks`` clock intervals that spanned ``frames`` frames."""
+    return 60.0 * sample_rate * ticks / (ppqn * frames)
