@@ -101,6 +101,7 @@ class OscServer:
         """Stop serving; pending scheduled bundles are dropped."""
         self._running.clear()
         if self._thread is not None:
+            self._wake()
             self._thread.join(2.0)
             self._thread = None
         self.scheduler.stop()
@@ -108,6 +109,13 @@ class OscServer:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+    def _wake(self) -> None:
+        """Unblock the receive thread with an empty datagram to ourselves (else it waits POLL_SECONDS)."""
+        try:
+            self._sock.sendto(b"", self._sock.getsockname())  # type: ignore[union-attr]
+        except OSError:
+            pass
 
     def __enter__(self) -> "OscServer":
         return self.start()
@@ -149,9 +157,10 @@ class OscServer:
             except socket.timeout:
                 continue
             except OSError as err:  # e.g. ICMP "port unreachable" from an earlier reply
-                if self._running.is_set():
-                    log.debug("OSC receive: %s", err)
+                log.debug("OSC receive: %s", err)
                 continue
+            if not self._running.is_set():
+                break
             self.handle_datagram(data, (sender[0], sender[1]))
 
     def handle_datagram(self, data: bytes, sender: Address) -> None:

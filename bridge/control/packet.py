@@ -204,7 +204,12 @@ def _string(value: str) -> bytes:
 
 
 def _encode_arg(value: Any) -> tuple[str, bytes]:
-    """Type tag and bytes for one reply value (bool as int 0/1, big ints as int64)."""
+    """Type tag and bytes for one value (bool as int 0/1, big ints as int64, bytes as blob, None as N)."""
+    if value is None:
+        return "N", b""
+    if isinstance(value, (bytes, bytearray)):
+        size = len(value)
+        return "b", struct.pack(">i", size) + bytes(value) + b"\x00" * (_padded(size) - size)
     if isinstance(value, bool):
         return "i", struct.pack(">i", int(value))
     if isinstance(value, int):
@@ -217,7 +222,8 @@ def _encode_arg(value: Any) -> tuple[str, bytes]:
 
 
 def encode_message(address: str, args: tuple[Any, ...] | list[Any] = ()) -> bytes:
-    """An OSC message datagram: str -> s, int -> i (h beyond 32 bits), float -> f, bool -> i."""
+    """An OSC message datagram: str -> s, int -> i (h beyond 32 bits), float -> f, bool -> i,
+    bytes -> b, None -> N."""
     encoded = [_encode_arg(value) for value in args]
     tags = "," + "".join(tag for tag, _ in encoded)
     return _string(address) + _string(tags) + b"".join(raw for _, raw in encoded)
