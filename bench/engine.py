@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bridge.audio.codec import SpectrogramCodec  # noqa: E402
 from bridge.audio.image import decode_image  # noqa: E402
 from bridge.engine.diffusion import DiffusionEngine  # noqa: E402
-from bridge.engine.loader import ModelComponents, ModelSpec, load_model  # noqa: E402
+from bridge.engine.loader import ModelComponents, ModelSpec, load_model, quiet_libraries  # noqa: E402
 from bridge.engine.request import GenerationRequest  # noqa: E402
 from bridge.engine.seeds import seed_image  # noqa: E402
 from bridge.engine.tiny import SD_SCHEDULER_CONFIG, build_tokenizer, write_tiny_model  # noqa: E402
@@ -316,6 +316,7 @@ def main() -> None:
     args = parser.parse_args()
     import diffusers
 
+    quiet_libraries(progress=False)
     print(f"# riff-bridge engine benchmark: torch {torch.__version__}, diffusers {diffusers.__version__}, "
           f"{torch.get_num_threads()} CPU threads")
     tiny_comparison(args.repeats, args.steps)
