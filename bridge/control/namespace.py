@@ -47,46 +47,50 @@ STATUS_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("xruns", "i", "JACK xruns since start."),
 )
 
-_STATUS_REPLY = "/riff/get/status " + " ".join(f"{tag}:{key}" for key, tag, _ in STATUS_FIELDS)
+_STATUS_REPLY = "`/riff/get/status " + " ".join(f"{tag}:{key}" for key, tag, _ in STATUS_FIELDS) + "`"
 
 ROUTES: tuple[Route, ...] = (
     Route("/riff/set/<name>", "value", "none (listeners get the change)",
           "Set a parameter. Held until the next beat or bar when `quantize` is beat or bar "
           "and the live engine is ticking; immediate otherwise.", "set"),
-    Route("/riff/get/<name>", "", "/riff/get/<name> value", "Read a parameter.", "get"),
-    Route("/riff/listen/<name>", "", "/riff/get/<name> value, now and after every change",
+    Route("/riff/get/<name>", "", "`/riff/get/<name> value`", "Read a parameter.", "get"),
+    Route("/riff/listen/<name>", "", "`/riff/get/<name> value`, now and after every change",
           "Subscribe the reply address to a parameter.", "listen"),
     Route("/riff/unlisten/<name>", "", "none", "Unsubscribe from a parameter.", "unlisten"),
-    Route("/riff/get/all", "", "/riff/get/<name> value for every parameter",
+    Route("/riff/get/all", "", "`/riff/get/<name> value` for every parameter",
           "Read every parameter (one message each).", "get_all"),
     Route("/riff/get/status", "", _STATUS_REPLY, "Read the live engine's status.", "status"),
-    Route("/riff/ping", "", "/riff/pong s:version", "Check the server is alive.", "ping"),
-    Route("/riff/listen/bar", "", "/riff/bar i:bar at every bar line", "Subscribe to bar ticks.",
+    Route("/riff/ping", "", "`/riff/pong s:version`", "Check the server is alive.", "ping"),
+    Route("/riff/listen/bar", "", "`/riff/bar i:bar` at every bar line", "Subscribe to bar ticks.",
           "listen_bar"),
     Route("/riff/unlisten/bar", "", "none", "Unsubscribe from bar ticks.", "unlisten_bar"),
-    Route("/riff/listen/beat", "", "/riff/beat i:bar i:beat at every beat", "Subscribe to beat ticks.",
+    Route("/riff/listen/beat", "", "`/riff/beat i:bar i:beat` at every beat", "Subscribe to beat ticks.",
           "listen_beat"),
     Route("/riff/unlisten/beat", "", "none", "Unsubscribe from beat ticks.", "unlisten_beat"),
     Route("/riff/reply_port", "i:port", "none",
           "Send every reply for the sending host to PORT (0: back to the sending port). "
           "For senders that cannot receive on their sending port (oscsend, Sonic Pi, TidalCycles, Pd).",
           "reply_port"),
-    Route("/riff/preset/load", "s:name", "/riff/preset/loaded s:name",
+    Route("/riff/preset/load", "s:name", "`/riff/preset/loaded s:name`",
           "Apply a preset (user folder first, then factory); quantized like a set.", "preset_load"),
-    Route("/riff/preset/save", "s:name [i:overwrite]", "/riff/preset/saved s:name",
+    Route("/riff/preset/save", "s:name [i:overwrite]", "`/riff/preset/saved s:name`",
           "Save all parameters and the bank as a user preset. An existing preset is an error "
           "unless overwrite is 1 (the old file is then kept as NAME.toml.bak).", "preset_save"),
-    Route("/riff/preset/list", "", "/riff/preset/list s:name ...", "List loadable presets.",
+    Route("/riff/preset/list", "", "`/riff/preset/list s:name ...`", "List loadable presets.",
           "preset_list"),
     Route("/riff/bank/trigger", "i:slot [s:side]", "none (listeners get the changes)",
           "Put bank slot SLOT (1-based) on side a (default) or b.", "bank_trigger"),
     Route("/riff/seed/new", "[s:side]", "none (listeners get the new seed)",
           "A random seed on side a (default) or b.", "seed_new"),
-    Route("/riff/midi/learn", "s:param", "/riff/midi/learned s:param i:channel i:cc [s:replaced ...]",
+    Route("/riff/midi/learn", "s:param", "`/riff/midi/learned s:param i:channel i:cc [s:replaced ...]`",
           "Map the next moved MIDI controller to PARAM and save it in the user's learned map.",
           "midi_learn"),
     Route("/riff/midi/learn/cancel", "", "none", "Forget a pending learn.", "midi_learn_cancel"),
 )
+
+#: Addresses the server sends (besides ``/riff/get/<name>``); documented in ROUTES' reply column.
+REPLIES = ("/riff/pong", "/riff/bar", "/riff/beat", "/riff/error", "/riff/preset/loaded",
+           "/riff/preset/saved", "/riff/preset/list", "/riff/midi/learned", "/riff/get/status")
 
 #: Names that are addresses of their own under /riff/get or /riff/listen, never parameters.
 RESERVED_NAMES = ("all", "status", "bar", "beat")

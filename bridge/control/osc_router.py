@@ -30,6 +30,7 @@ StatusProvider = Callable[[], Mapping[str, Any]]
 MAX_ERROR_CHARS = 500
 MAX_LIST_BYTES = 8000
 _FLAG = ParameterSpec("overwrite", "bool", "")
+_PORT = ParameterSpec("port", "int", "", 0, 65535)
 
 
 def reply_value(value: Any) -> Any:
@@ -161,9 +162,7 @@ class OscRouter:
         self.subscriptions.remove("beat", to)
 
     def _on_reply_port(self, message: OscMessage, to: Address, name: None) -> None:
-        port = _count(message, 1, 1)[0]
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ParameterError("port", "an integer in [0, 65535] (0: the sending port)", port)
+        port = _PORT.coerce(_count(message, 1, 1)[0])  # whole floats too (Pd, TouchOSC)
         host = to[0]
         if port:
             self._reply_ports[host] = port

@@ -46,7 +46,9 @@ def osc_table() -> str:
 def _range(kind: str, low: float | None, high: float | None, choices: tuple[str, ...]) -> str:
     if kind == "choice":
         return ", ".join(choices)
-    if kind in ("int", "float"):
+    if kind == "int":
+        return f"{int(low)} .. {int(high)}"  # type: ignore[arg-type]
+    if kind == "float":
         return f"{low:g} .. {high:g}"
     return "0/1" if kind == "bool" else "text, at most 1000 characters"
 
