@@ -43,8 +43,8 @@ class TransportPosition:
 class Timebase:
     """Bar/beat/tick of a tempo we keep; :meth:`fill` is realtime safe.
 
-    :meth:`request` (any thread) asks for a new tempo; it applies from the first bar line
-    :meth:`fill` sees after the request.
+    :meth:`request` (any thread) asks for a new tempo; it applies from the bar line after
+    the bar of the first :meth:`fill` that follows the request.
     """
 
     def __init__(self, tempo: Tempo, sample_rate: int) -> None:
@@ -52,10 +52,11 @@ class Timebase:
         self.tempo = tempo
         self.requested = tempo
         self.clock = OwnClock(tempo.frames_per_bar(sample_rate))
-        self._last_bar = -1
+        self._armed: int | None = None
 
     def request(self, tempo: Tempo) -> None:
         """Change tempo (and meter) from the next bar line on."""
+        self._armed = None
         self.requested = tempo
 
     def fill(self, pos: object, frame: int) -> None:
@@ -78,12 +79,16 @@ class Timebase:
     def _locate(self, frame: int) -> tuple[int, float]:
         bar, start = self.clock.locate(frame)
         requested = self.requested
-        if requested is not self.tempo and bar > self._last_bar >= 0:
+        if requested is self.tempo:
+            return bar, start
+        if self._armed is None or bar < self._armed:
+            self._armed = bar
+        elif bar > self._armed:
+            line = self._armed + 1
             self.clock.request(requested.frames_per_bar(self.sample_rate))
-            self.clock.on_bar_line(self._last_bar + 1, self.clock.start_of(self._last_bar + 1))
-            self.tempo = requested
+            self.clock.on_bar_line(line, self.clock.start_of(line))
+            self.tempo, self._armed = requested, None
             bar, start = self.clock.locate(frame)
-        self._last_bar = bar
         return bar, start
 
 
