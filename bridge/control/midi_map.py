@@ -10,7 +10,7 @@ rendered into docs/CONTROL.md). :class:`CcBinding` turns a 7-bit (0..127) or 14-
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Callable
 

@@ -5,8 +5,9 @@ called :meth:`Quantizer.notify_bar` / :meth:`Quantizer.notify_beat` yet, or call
 :meth:`Quantizer.detach_clock`), a change applies immediately. Otherwise it is validated
 immediately (a bad value is an immediate error) and held; the held changes apply together
 (``StateStore.update``) at the next bar tick (``bar`` mode) or next beat or bar tick
-(``beat`` mode). A later change of the same parameter replaces the held one. Changing
-``quantize`` itself always applies at once; setting it to ``off`` releases what is held.
+(``beat`` mode). A later change of the same parameter replaces the held one. A change of
+``quantize`` itself always applies at once (also inside a preset); setting it to ``off``
+releases what is held.
 """
 
 from __future__ import annotations
@@ -47,23 +48,29 @@ class Quantizer:
     def submit_many(self, values: dict[str, Any]) -> bool:
         """Apply or hold several changes all-or-nothing; True when applied now.
 
-        Raises ParameterError (and changes nothing) when any value is invalid.
+        The mode in force when they arrive decides; a ``quantize`` value among them applies at
+        once either way. Raises ParameterError (and changes nothing) when any value is invalid.
         """
-        mode = self.store.snapshot().quantize
-        if "quantize" in values or mode == "off" or not self._clock_attached:
-            state = self.store.update(values)
-            with self._lock:
-                for name in values:
-                    self._pending.pop(name, None)
-            if state.quantize == "off":
-                self.release()
+        if self.store.snapshot().quantize == "off" or not self._clock_attached:
+            self._apply_now(values)
             return True
         coerced = {name: _coerce(name, value) for name, value in values.items()}
+        mode = coerced.pop("quantize", None)
         with self._lock:
             for name, value in coerced.items():
                 self._pending.pop(name, None)
                 self._pending[name] = value
+        if mode is not None:
+            self._apply_now({"quantize": mode})
         return False
+
+    def _apply_now(self, values: dict[str, Any]) -> None:
+        state = self.store.update(values)
+        with self._lock:
+            for name in values:
+                self._pending.pop(name, None)
+        if state.quantize == "off":
+            self.release()
 
     def notify_bar(self, bar: int) -> None:
         """A bar line (also a beat): release everything held."""
