@@ -82,3 +82,4 @@ def test_preset_loads_bank_slots_and_seeds_are_quantized(preset_store: PresetSto
     actions.quantizer.notify_bar(1)
     state = actions.store.snapshot()
     assert state.bpm == 128.0 and state.prompt_b == "industrial techno, distorted kick" and state.seed_a != 42
+

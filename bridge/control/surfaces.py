@@ -32,6 +32,7 @@ from bridge.control.midi_port import APIS, MidiInput, MidiPortError
 from bridge.control.osc_router import StatusProvider
 from bridge.control.osc_server import DEFAULT_HOST, DEFAULT_PORT, OscServer
 from bridge.control.presets import PresetStore, default_user_dir
+from bridge.errors import BridgeError
 from bridge.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class ControlSurfaces:
     def start(self) -> "ControlSurfaces":
         """Load the controller map and preset, start OSC, open MIDI (a virtual port that fails only warns)."""
         if self.controller:
-            self.actions.load_controller(self.controller)
+            self._load_controller(self.controller)
         if self.initial_preset:
             self.actions.load_preset(self.initial_preset)
         if self.osc is not None:
@@ -101,6 +102,15 @@ class ControlSurfaces:
         if self.midi_input is not None:
             self._open_midi()
         return self
+
+    def _load_controller(self, name: str) -> None:
+        """Use preset ``name``'s map; a missing default map (no factory folder) only warns."""
+        try:
+            self.actions.load_controller(name)
+        except BridgeError as err:
+            if name != DEFAULT_CONTROLLER:
+                raise
+            log.warning("controller map %s unavailable (%s); MIDI has only learned mappings", name, err)
 
     def _open_midi(self) -> None:
         assert self.midi_input is not None
