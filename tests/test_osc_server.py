@@ -76,6 +76,15 @@ def test_ping_status_and_get_all(peer: OscPeer) -> None:
         assert replies[key] == (pytest.approx(value, rel=1e-6) if isinstance(value, float) else value)
 
 
+def test_status_reads_live_metrics_names() -> None:
+    from bridge.control.osc_router import status_values
+
+    metrics = {"bpm": 98.0, "current_bar": 4, "clips_generated": 3, "generation_seconds_last": 2.5,
+               "late_clips": 0, "xruns": 1, "rolling": True}
+    assert status_values(metrics) == [98.0, 4, 3, 2.5, 0, 1]
+    assert status_values({}) == [0.0, 0, 0, 0.0, 0, 0]
+
+
 def test_status_provider_failure_is_an_error(surfaces: Any, peer: OscPeer) -> None:
     surfaces.osc.router.status = lambda: 1 / 0
     peer.send("/riff/get/status")

@@ -47,6 +47,9 @@ STATUS_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("xruns", "i", "JACK xruns since start."),
 )
 
+#: Other names a status provider may use (those of bridge.live.metrics.LiveMetrics.as_dict()).
+STATUS_ALIASES = {"tempo": "bpm", "bar": "current_bar", "last_generation_s": "generation_seconds_last"}
+
 _STATUS_REPLY = "`/riff/get/status " + " ".join(f"{tag}:{key}" for key, tag, _ in STATUS_FIELDS) + "`"
 
 ROUTES: tuple[Route, ...] = (

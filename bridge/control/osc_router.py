@@ -15,7 +15,7 @@ from bridge import __version__
 from bridge.control.actions import Actions
 from bridge.control.learn import MidiLearn
 from bridge.control.midi_map import CcBinding
-from bridge.control.namespace import ERROR_ADDRESS, STATUS_FIELDS, resolve
+from bridge.control.namespace import ERROR_ADDRESS, STATUS_ALIASES, STATUS_FIELDS, resolve
 from bridge.control.packet import OscMessage
 from bridge.control.subscriptions import Address, Subscriptions
 from bridge.errors import BridgeError, ParameterError
@@ -39,9 +39,15 @@ def reply_value(value: Any) -> Any:
 
 
 def status_values(status: Mapping[str, Any]) -> list[Any]:
-    """The ``/riff/get/status`` arguments in STATUS_FIELDS order (missing keys are 0)."""
-    return [float(status.get(key, 0)) if tag == "f" else int(status.get(key, 0))
-            for key, tag, _ in STATUS_FIELDS]
+    """The ``/riff/get/status`` arguments in STATUS_FIELDS order.
+
+    Each key is read under its own name, else its STATUS_ALIASES name (LiveMetrics), else 0.
+    """
+    values = []
+    for key, tag, _ in STATUS_FIELDS:
+        raw = status.get(key, status.get(STATUS_ALIASES.get(key, key), 0))
+        values.append(float(raw) if tag == "f" else int(raw))
+    return values
 
 
 def _count(message: OscMessage, low: int, high: int) -> tuple[Any, ...]:
