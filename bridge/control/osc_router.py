@@ -147,10 +147,10 @@ class OscRouter:
     def _on_status(self, message: OscMessage, to: Address, name: None) -> None:
         _count(message, 0, 0)
         try:
-            status = self.status()
+            values = status_values(self.status())
         except Exception as err:  # noqa: BLE001 - a broken provider is reported, not fatal
             raise BridgeError(f"status: the live engine's status failed: {err}") from None
-        self.send(to, "/riff/get/status", status_values(status))
+        self.send(to, "/riff/get/status", values)
 
     def _on_ping(self, message: OscMessage, to: Address, name: None) -> None:
         self.send(to, "/riff/pong", [self.version])
