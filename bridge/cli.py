@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "demo",
     "control",
     "presets",
+    "serve",
 )
 
 

@@ -89,7 +89,7 @@ class JackOutput:
 
     def close(self) -> None:
         """Give up the timebase, deactivate and close the client (idempotent)."""
-        client, self.client = self.client, None
+        client = self.client
         if client is None:
             return
         if self.is_master:
@@ -99,6 +99,7 @@ class JackOutput:
                 log.debug("release_timebase: %s", err)
         client.deactivate()
         client.close()
+        self.client = None
 
     def request_tempo(self, tempo: Tempo) -> None:
         """New tempo for our timebase (when we are master), from its next bar line."""

@@ -1,0 +1,179 @@
+"""The live engine against a private JACK server (dummy backend, 44.1 kHz, 256 frames).
+
+Peers are separate JACK clients (tests/live_fixtures.py): a timebase master with a tempo
+map chosen by the test, a recorder of riff-bridge's outputs, and a MIDI clock sender.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from bridge.engine.fake import FakeEngine
+from bridge.live.engine import LiveEngine, LiveOptions
+from bridge.live.jackoutput import JackOutput
+from bridge.state import ControlState, StateStore
+from live_fixtures import (ClockSender, Recorder, TimebaseMaster, joint_and_inside_jumps,
+                           longest_silence, wait_until)
+
+pytestmark = pytest.mark.jack
+BLOCK = 256
+
+
+@pytest.fixture()
+def bridge_name(jack_server: object, request: pytest.FixtureRequest) -> str:
+    """A client name unique to the test."""
+    return f"rb-{request.node.name[5:25]}"
+
+
+def _live(name: str, bars: int = 1, bpm: float = 120.0, **output: object) -> LiveEngine:
+    store = StateStore(ControlState(bpm=bpm, bars=bars, prompt_a="organ", prompt_b="organ", steps=5))
+    return LiveEngine(store, FakeEngine(iterations=8), JackOutput(name, **output))  # type: ignore[arg-type]
+
+
+def _stop_transport() -> None:
+    import jack
+
+    with jack.Client("rb-stopper", no_start_server=True) as client:
+        client.transport_stop()
+        client.transport_frame = 0
+    time.sleep(0.1)
+
+
+def _check_recording(recorder: Recorder, live: LiveEngine, joints: list[int]) -> None:
+    """No gap after the first loop start; joint steps no larger than steps inside clips."""
+    audio, first = recorder.take(BLOCK)
+    starts = live.boundaries()
+    begin = starts[0].frame - first + 1
+    played = audio[begin:]
+    assert len(played) > 3 * 44100, "recording too short"
+    assert longest_silence(played) == 0
+    at_joints, inside = joint_and_inside_jumps(played, [j - first - begin for j in joints])
+    assert at_joints <= inside, (at_joints, inside)
+
+
+def test_clips_start_on_the_masters_bar_lines_without_gaps_or_clicks(bridge_name: str) -> None:
+    _stop_transport()
+    live = _live(bridge_name).start()
+    master = recorder = None
+    try:
+        live.wait_for(lambda m: m.clips_generated >= 1, 60)
+        recorder = Recorder([f"{bridge_name}:out_L", f"{bridge_name}:out_R"], 20.0).start()
+        master = TimebaseMaster(137.0).start()
+        time.sleep(8.0)
+        starts, metrics = live.boundaries(), live.metrics()
+        _check_recording(recorder, live, [s.frame for s in starts])
+    finally:
+        for peer in (master, recorder):
+            if peer is not None:
+                peer.close()
+        live.stop()
+    per_bar = 44100 * 60 / 137.0 * 4
+    assert len(starts) >= 5 and sum(s.new for s in starts) >= 3
+    for start in starts:
+        assert abs(start.frame - round(start.bar * per_bar)) < BLOCK, start
+    assert metrics.tempo_source == "transport" and metrics.bpm == 137.0
+
+
+def test_tempo_change_moves_later_boundaries_to_the_new_grid(bridge_name: str) -> None:
+    _stop_transport()
+    live = _live(bridge_name, bars=2).start()
+    master = recorder = None
+    try:
+        live.wait_for(lambda m: m.clips_generated >= 1, 60)
+        recorder = Recorder([f"{bridge_name}:out_L", f"{bridge_name}:out_R"], 20.0).start()
+        master = TimebaseMaster(120.0).start()
+        assert wait_until(lambda: master.transport_frame() > 44100, 5)
+        change_bar = master.map.bar_at(master.transport_frame()) + 2
+        change = master.map.change_at_bar(change_bar, 90.0)
+        assert wait_until(lambda: master.transport_frame() > change + 6 * 117600, 20)
+        starts, metrics = live.boundaries(), live.metrics()
+        _check_recording(recorder, live, [s.frame for s in starts])
+    finally:
+        for peer in (master, recorder):
+            if peer is not None:
+                peer.close()
+        live.stop()
+    before = [s for s in starts if s.frame < change]
+    after = [s for s in starts if s.frame >= change]
+    assert all(abs(s.frame - s.bar * 88200) < BLOCK for s in before)
+    assert len(after) >= 3
+    for start in after:
+        assert abs(start.frame - (change + (start.bar - change_bar) * 117600)) < BLOCK, start
+    assert metrics.bpm == 90.0 and metrics.refits >= 1
+
+
+def test_midi_clock_at_a_tempo_gives_bars_of_that_length(bridge_name: str) -> None:
+    _stop_transport()
+    live = _live(bridge_name).start()
+    clock = None
+    try:
+        live.wait_for(lambda m: m.clips_generated >= 1, 60)
+        clock = ClockSender(100.0, f"{bridge_name}:midi_in").start()
+        live.wait_for(lambda m: m.clips_started >= 1 and m.tempo_source == "midi", 10)
+        live.wait_for(lambda m: len(live.boundaries()) >= 5, 30)
+        starts, metrics = live.boundaries(), live.metrics()
+        current = live.processor.player.current
+    finally:
+        if clock is not None:
+            clock.close()
+        live.stop()
+    bar_ticks = [round((s.jack_frame - clock.start_frame) / clock.per_tick) for s in starts]
+    for start, ticks in zip(starts, bar_ticks):
+        assert ticks % 96 == 0 and abs(start.jack_frame - clock.tick_frame(ticks)) < BLOCK
+    assert np.allclose(np.diff([s.jack_frame for s in starts]), 105840, atol=1)
+    assert metrics.bpm == pytest.approx(100.0, abs=0.05)
+    assert current.frames == pytest.approx(105840, abs=60)
+
+
+def test_timebase_master_option_publishes_our_tempo(bridge_name: str) -> None:
+    import jack
+
+    _stop_transport()
+    live = _live(bridge_name, bpm=150.0, timebase_master=True).start()
+    second = _live(bridge_name + "-2", timebase_master=True)
+    try:
+        assert live.output.is_master
+        second.start()
+        assert not second.output.is_master
+        live.wait_for(lambda m: m.clips_generated >= 1, 60)
+        with jack.Client("rb-peer", no_start_server=True) as peer:
+            peer.transport_start()
+            live.wait_for(lambda m: len(live.boundaries()) >= 2, 15)
+            state, position = peer.transport_query()
+            peer.transport_stop()
+        starts = live.boundaries()
+    finally:
+        second.stop()
+        live.stop()
+    assert position["beats_per_minute"] == 150.0 and position["beats_per_bar"] == 4.0
+    assert all(abs(s.frame - s.bar * 70560) < BLOCK for s in starts)
+
+
+@pytest.mark.slow
+def test_zero_xruns_over_60_seconds_while_generating(jack_server: object, tiny_engine: object) -> None:
+    """60 s at a 256-frame period, free-running, the tiny model generating clip after clip.
+
+    Steps are raised so that one clip takes about as long as it plays (the worker is busy
+    most of the time); the machine's other load (other test runs) adds to it.
+    """
+    store = StateStore(ControlState(bpm=120.0, bars=1, prompt_a="organ", prompt_b="organ",
+                                    steps=120, denoising=1.0))
+    live = LiveEngine(store, tiny_engine, JackOutput("rb-xruns"), LiveOptions(free_run=True))
+    _stop_transport()
+    with live:
+        live.wait_for(lambda m: m.clips_started >= 1, 120)
+        start, wall = live.metrics(), time.monotonic()
+        time.sleep(60.0)
+        end, wall = live.metrics(), time.monotonic() - wall
+        starts = live.boundaries()
+    busy = (end.generation_seconds_mean * end.clips_generated
+            - start.generation_seconds_mean * start.clips_generated) / wall
+    print(f"\n60 s run: {end.summary()}; worker busy {busy:.0%}")
+    assert end.xruns - start.xruns == 0
+    assert end.clips_generated - start.clips_generated >= 10 and busy > 0.5
+    assert end.failures == 0
+    assert all(abs(s.jack_frame - starts[0].jack_frame - (s.bar - starts[0].bar) * 88200) <= 1 for s in starts)
