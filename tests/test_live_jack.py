@@ -161,7 +161,7 @@ def test_zero_xruns_over_60_seconds_while_generating(jack_server: object, tiny_e
     most of the time); the machine's other load (other test runs) adds to it.
     """
     store = StateStore(ControlState(bpm=120.0, bars=1, prompt_a="organ", prompt_b="organ",
-                                    steps=120, denoising=1.0))
+                                    steps=150, denoising=1.0))
     live = LiveEngine(store, tiny_engine, JackOutput("rb-xruns"), LiveOptions(free_run=True))
     _stop_transport()
     with live:
@@ -177,3 +177,35 @@ def test_zero_xruns_over_60_seconds_while_generating(jack_server: object, tiny_e
     assert end.clips_generated - start.clips_generated >= 10 and busy > 0.5
     assert end.failures == 0
     assert all(abs(s.jack_frame - starts[0].jack_frame - (s.bar - starts[0].bar) * 88200) <= 1 for s in starts)
+
+
+def test_serve_runs_until_sigterm_and_closes_its_client(jack_server: object) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**jack_server.env(), "PYTHONPATH": os.getcwd()}  # type: ignore[attr-defined]
+    command = [sys.executable, "-m", "bridge.cli", "serve", "--model", "fake", "--bpm", "120",
+               "--bars", "2", "--jack-name", "rb-serve", "--free-run"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_until(lambda: "rb-serve:out_L" in _ports(env) or process.poll() is not None, 30)
+        assert process.poll() is None, process.communicate()[0]
+        assert {"rb-serve:out_R", "rb-serve:midi_in"} <= _ports(env)
+        time.sleep(2.0)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "stopped:" in output and "xruns" in output
+    assert not any(port.startswith("rb-serve:") for port in _ports(env))
+
+
+def _ports(env: dict[str, str]) -> set[str]:
+    import subprocess
+
+    listing = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10)
+    return set(listing.stdout.split())

@@ -1,1 +1,16 @@
-"""Live playback: JACK client, tempo sources, bar-aligned clip switching, generation ahead."""
+"""Live playback: JACK client, tempo sources, bar-aligned clip switching, generation ahead.
+
+Public API (import from the modules; this package imports nothing heavy):
+
+- :class:`bridge.live.engine.LiveEngine` ``(store, engine, output, options, on_midi, on_error)``
+  with ``start()``/``stop()`` (or ``with``), ``metrics()`` -> :class:`~bridge.live.metrics.LiveMetrics`,
+  ``boundaries()`` -> loop starts, ``tempo()``, ``midi`` queue; :class:`~bridge.live.engine.LiveOptions`.
+- Outputs: :class:`bridge.live.jackoutput.JackOutput` (the JACK client) and
+  :class:`bridge.live.offline.OfflineOutput` (same block logic in memory, for tests).
+- :class:`bridge.live.server.JackServer` / :func:`~bridge.live.server.server_running`: a private jackd.
+
+Inside: ``processor`` (the realtime block logic), ``player`` (loops, crossfades, switching),
+``grid`` (bar lines), ``midiclock``/``midiring`` (MIDI in), ``timebase`` (our own BBT),
+``tempo`` (which tempo is in force), ``worker``/``walk``/``refit`` (generation ahead),
+``loop``/``crossfade`` (playable clips), ``metrics``, ``priority``.
+"""

@@ -32,6 +32,7 @@ from bridge.live.loop import SLACK_FRAMES
 from bridge.live.metrics import GenerationStats, LiveMetrics
 from bridge.live.midiring import MidiMessage
 from bridge.live.player import ClipStart
+from bridge.live.priority import DEFAULT_NICE, raise_thread_priority
 from bridge.live.processor import DEFAULT_MAX_BLOCK, SOURCE_NAMES, Processor
 from bridge.live.refit import DEFAULT_REFIT_ITERATIONS, Refitter
 from bridge.live.tempo import TempoReading, TempoTracker
@@ -68,7 +69,8 @@ class LiveOptions:
     walk). ``refit_iterations``: Griffin-Lim iterations of a tempo refit when the engine has no
     codec. ``retry_seconds``: first pause after a failed generation. ``switch_interval``:
     Python's thread switch interval while running (short, so the realtime thread gets the GIL
-    quickly; None leaves it). ``poll_seconds``: monitor period.
+    quickly; None leaves it). ``poll_seconds``: monitor period. ``nice``: nice value of the
+    worker and monitor threads (best effort, see :mod:`bridge.live.priority`; None: leave).
     """
 
     free_run: bool = False
@@ -79,6 +81,7 @@ class LiveOptions:
     switch_interval: float | None = 0.0005
     poll_seconds: float = 0.005
     max_block: int = DEFAULT_MAX_BLOCK
+    nice: int | None = DEFAULT_NICE
 
     def __post_init__(self) -> None:
         check_range("alpha_step", self.alpha_step, 0.0, 1.0)
@@ -114,7 +117,17 @@ class LiveEngine:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> "LiveEngine":
-        """Open the output, start the worker and monitor, and begin playing."""
+        """Open the output, start the worker and monitor, and begin playing.
+
+        On any failure everything started so far is stopped again and the error raised.
+        """
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> "LiveEngine":
         self.output.open()
         state = self.store.snapshot()
         self.processor = self._build_processor(state)
@@ -138,7 +151,7 @@ class LiveEngine:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if self.worker is not None:
+        if self.worker is not None and self.worker.started:
             self.worker.stop()
         if self._monitor is not None:
             self._monitor.join(5.0)
@@ -167,6 +180,8 @@ class LiveEngine:
             underruns=player.underruns, resyncs=player.resyncs, xruns=proc.xruns,
             callback_us_max=proc.callback_ns_max / 1000.0,
             callback_us_mean=proc.callback_ns_total / blocks / 1000.0 if blocks else 0.0,
+            callback_us_p99=proc.callback_percentile(0.99),
+            start_delay_us_max=proc.start_delay_max * 1e6 / proc.sample_rate,
             blocks=blocks, current_bar=player.bar, bar_in_loop=player.bar_in_loop,
             playing_serial=current.serial if current is not None else -1,
             rolling=proc.position.rolling, bpm=reading.tempo.bpm, tempo_source=reading.source,
@@ -208,7 +223,7 @@ class LiveEngine:
         refitter = Refitter(getattr(self.engine, "codec", None), opts.refit_iterations)
         return GenerationWorker(self.engine, self.store, proc.player, self.tempo,  # type: ignore[union-attr]
                                 SeedWalk(opts.alpha_step), refitter, self.stats, tail,
-                                self.on_error, opts.retry_seconds)
+                                self.on_error, opts.retry_seconds, opts.nice)
 
     def _tune_runtime(self) -> None:
         """Short GIL switch interval for the realtime thread; freeze startup objects out of GC."""
@@ -220,6 +235,7 @@ class LiveEngine:
     # -- monitor thread -------------------------------------------------------------------
 
     def _watch(self) -> None:
+        raise_thread_priority(self.options.nice)
         while not self._stop.wait(self.options.poll_seconds):
             self._dispatch_midi()
             before = self.tracker.reading()  # type: ignore[union-attr]

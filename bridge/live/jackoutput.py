@@ -118,9 +118,11 @@ class JackOutput:
         """
         started = time.perf_counter_ns()
         client = self.client
+        delay = client.frames_since_cycle_start
         state, pos = client.transport_query_struct()
         self.processor.process(frames, state, pos, self._midi.incoming_midi_events(),  # type: ignore[union-attr]
-                               client.last_frame_time, self._left.get_array(), self._right.get_array(), started)
+                               client.last_frame_time, self._left.get_array(), self._right.get_array(),
+                               started, delay)
 
     def _timebase_callback(self, state: int, blocksize: int, pos: Any, new_pos: bool) -> None:
         """Timebase master callback (realtime thread): BBT of our own tempo for ``pos.frame``."""

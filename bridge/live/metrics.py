@@ -22,7 +22,9 @@ class LiveMetrics:
     interrupted), ``refits``. Playback: ``clips_started`` (new clips begun on a bar line),
     ``late_clips`` (loop boundaries where the worker was still busy, so the loop repeated),
     ``underruns`` (blocks rolling with nothing to play: before the first clip),
-    ``resyncs``, ``xruns`` (JACK), ``callback_us_max``/``_mean``, ``blocks``. Position:
+    ``resyncs``, ``xruns`` (JACK), ``callback_us_max``/``_mean``/``_p99`` (our callback's
+    own run time), ``start_delay_us_max`` (how late in the cycle it began: scheduling plus
+    waiting for the GIL), ``blocks``. Position:
     ``current_bar`` (0-based), ``bar_in_loop``, ``playing_serial``, ``rolling``, ``bpm``,
     ``tempo_source``, ``sample_rate``, ``block_size``; ``midi_dropped`` ring overflows.
     """
@@ -41,6 +43,8 @@ class LiveMetrics:
     xruns: int = 0
     callback_us_max: float = 0.0
     callback_us_mean: float = 0.0
+    callback_us_p99: float = 0.0
+    start_delay_us_max: float = 0.0
     blocks: int = 0
     current_bar: int = 0
     bar_in_loop: int = 0

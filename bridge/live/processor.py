@@ -34,6 +34,8 @@ SOURCE_NONE, SOURCE_TRANSPORT, SOURCE_MIDI, SOURCE_OWN = 0, 1, 2, 3
 SOURCE_NAMES = ("none", "transport", "midi", "control")
 #: Largest block the preallocated buffers hold without a resize.
 DEFAULT_MAX_BLOCK = 8192
+#: Callback-time histogram: HISTOGRAM_BUCKETS buckets of HISTOGRAM_NS each (the last one open).
+HISTOGRAM_BUCKETS, HISTOGRAM_NS = 400, 25_000
 
 
 class Processor:
@@ -64,6 +66,8 @@ class Processor:
         self.tempo_source = SOURCE_NONE
         self.transport_bpm, self.transport_beats_per_bar, self.transport_beat_type = 0.0, 4.0, 4.0
         self.blocks = self.callback_ns_total = self.callback_ns_max = self.xruns = 0
+        self.start_delay_max = 0
+        self.callback_histogram = [0] * HISTOGRAM_BUCKETS
 
     def _allocate(self, max_block: int) -> None:
         self.max_block = max_block
@@ -92,9 +96,17 @@ class Processor:
     # -- realtime -------------------------------------------------------------------------
 
     def process(self, frames: int, transport_state: int, pos: Any, midi_events: Iterable[tuple[int, Any]],
-                jack_frame: int, left: np.ndarray, right: np.ndarray, started_ns: int = 0) -> None:
-        """One block: MIDI in, bar grid, loops out to ``left``/``right`` (``frames`` each)."""
+                jack_frame: int, left: np.ndarray, right: np.ndarray, started_ns: int = 0,
+                start_delay: int = 0) -> None:
+        """One block: MIDI in, bar grid, loops out to ``left``/``right`` (``frames`` each).
+
+        ``started_ns``: when the caller's callback began (perf_counter_ns; default now);
+        ``start_delay``: frames of the cycle that had passed when it began (JACK's
+        ``frames_since_cycle_start``: scheduling and GIL wait before our code ran).
+        """
         started_ns = started_ns or time.perf_counter_ns()
+        if start_delay > self.start_delay_max:
+            self.start_delay_max = start_delay
         self._read_midi(midi_events, jack_frame)
         self._locate(frames, transport_state, pos, jack_frame)
         block = self._block[:, :frames]
@@ -179,6 +191,17 @@ class Processor:
         self.callback_ns_total += elapsed_ns
         if elapsed_ns > self.callback_ns_max:
             self.callback_ns_max = elapsed_ns
+        self.callback_histogram[min(elapsed_ns // HISTOGRAM_NS, HISTOGRAM_BUCKETS - 1)] += 1
+
+    def callback_percentile(self, fraction: float) -> float:
+        """Callback time (microseconds, bucket upper edge) below which ``fraction`` of blocks ran."""
+        counts = list(self.callback_histogram)
+        total, seen = sum(counts), 0
+        for bucket, count in enumerate(counts):
+            seen += count
+            if total and seen >= fraction * total:
+                return (bucket + 1) * HISTOGRAM_NS / 1000.0
+        return 0.0
 
 
 def _ramp(frames: int) -> np.ndarray:

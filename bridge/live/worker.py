@@ -28,6 +28,7 @@ from bridge.errors import BridgeError
 from bridge.live.loop import Loop, LoopTempo
 from bridge.live.metrics import GenerationStats
 from bridge.live.player import Player
+from bridge.live.priority import raise_thread_priority
 from bridge.live.refit import Refitter
 from bridge.live.tempo import TempoReading
 from bridge.live.walk import Plan, SeedWalk, WalkStep
@@ -54,10 +55,11 @@ class GenerationWorker:
 
     def __init__(self, engine: Any, store: StateStore, player: Player, tempo: Callable[[], TempoReading],
                  walk: SeedWalk, refitter: Refitter, stats: GenerationStats, tail: int,
-                 on_error: Callable[[BaseException], None] | None = None, retry_seconds: float = 0.5) -> None:
+                 on_error: Callable[[BaseException], None] | None = None, retry_seconds: float = 0.5,
+                 nice: int | None = None) -> None:
         self.engine, self.store, self.player, self.tempo = engine, store, player, tempo
         self.walk, self.refitter, self.stats, self.tail = walk, refitter, stats, tail
-        self.on_error, self.retry_seconds = on_error, retry_seconds
+        self.on_error, self.retry_seconds, self.nice = on_error, retry_seconds, nice
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="riff-bridge-worker", daemon=True)
@@ -65,6 +67,11 @@ class GenerationWorker:
         self._serial = 0
         self._failures_in_row = 0
         self._retry_at = 0.0
+
+    @property
+    def started(self) -> bool:
+        """True once :meth:`start` ran."""
+        return self._thread.ident is not None
 
     def start(self) -> None:
         """Start the thread."""
@@ -82,6 +89,7 @@ class GenerationWorker:
         self._wake.set()
 
     def _run(self) -> None:
+        raise_thread_priority(self.nice)
         while not self._stop.is_set():
             try:
                 self.step()
