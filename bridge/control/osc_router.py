@@ -9,6 +9,7 @@ arguments, calls :class:`~bridge.control.actions.Actions` and sends replies thro
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any, Callable, Mapping, Sequence
 
 from bridge import __version__
@@ -65,6 +66,10 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
+#: Senders remembered for broadcast errors.
+MAX_PEERS = 32
+
+
 class OscRouter:
     """Dispatches decoded OSC messages; thread-safe (receive and scheduler threads call it)."""
 
@@ -77,6 +82,7 @@ class OscRouter:
         self.version = version
         self.subscriptions = Subscriptions()
         self._reply_ports: dict[str, int] = {}
+        self._peers: OrderedDict[Address, None] = OrderedDict()
         self._unsubscribe = actions.store.subscribe(self._on_change)
 
     def close(self) -> None:
@@ -90,6 +96,7 @@ class OscRouter:
 
     def handle(self, message: OscMessage, sender: Address) -> None:
         """Run one message; any failure is answered with /riff/error and logged."""
+        self._remember(sender)
         try:
             route, name = resolve(message.address)
             getattr(self, f"_on_{route.handler}")(message, self.reply_address(sender), name)
@@ -103,6 +110,19 @@ class OscRouter:
         """Log a warning and send ``/riff/error address text`` to the sender's reply address."""
         log.warning("OSC %s from %s:%d: %s", address[:200], sender[0], sender[1], text)
         self.send(self.reply_address(sender), ERROR_ADDRESS, [address[:200], text[:MAX_ERROR_CHARS]])
+
+    def broadcast_error(self, address: str, text: str) -> None:
+        """Send ``/riff/error address text`` to every recent peer (errors with no one sender,
+        such as a failed generation); logged by the caller."""
+        for peer in list(self._peers):
+            self.send(self.reply_address(peer), ERROR_ADDRESS, [address[:200], text[:MAX_ERROR_CHARS]])
+
+    def _remember(self, sender: Address) -> None:
+        """Keep the newest :data:`MAX_PEERS` senders for :meth:`broadcast_error`."""
+        self._peers.pop(sender, None)
+        self._peers[sender] = None
+        while len(self._peers) > MAX_PEERS:
+            self._peers.popitem(last=False)
 
     def tick_bar(self, bar: int) -> None:
         """Send ``/riff/bar bar`` to bar listeners."""

@@ -149,6 +149,13 @@ class ControlSurfaces:
         else:
             self.actions.quantizer.notify_beat(bar, beat)
 
+    def report_error(self, address: str, text: str) -> None:
+        """A failure with no single sender (e.g. a generation fault): ``/riff/error`` to recent
+        OSC peers, and a log line."""
+        log.warning("%s: %s", address, text)
+        if self.osc is not None:
+            self.osc.router.broadcast_error(address, text)
+
     def detach_clock(self) -> None:
         """The live engine stopped: held changes apply now, later ones immediately."""
         self.actions.quantizer.detach_clock()
