@@ -20,12 +20,14 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bridge.commands.serve import load_engine  # noqa: E402
+from bridge.live.childengine import ChildProcessEngine  # noqa: E402
 from bridge.live.engine import LiveEngine, LiveOptions  # noqa: E402
 from bridge.live.jackoutput import JackOutput  # noqa: E402
 from bridge.live.priority import DEFAULT_NICE  # noqa: E402
@@ -118,7 +120,8 @@ class _busy_loops:
     """Context manager running ``count`` busy-loop processes."""
 
     def __init__(self, count: int) -> None:
-        self.spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(count)]
+        context = multiprocessing.get_context("spawn")
+        self.spinners = [context.Process(target=_spin, daemon=True) for _ in range(count)]
 
     def __enter__(self) -> "_busy_loops":
         for spinner in self.spinners:
@@ -140,6 +143,22 @@ def _p99(histogram: list[int]) -> float:
     return 0.0
 
 
+def run(engine: Any, store: StateStore, args: argparse.Namespace, cores: int) -> list[Phase]:
+    """The measured phases: the engine without and with load, then the reference client."""
+    with JackServer(period=args.period) as server:
+        os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")
+        options = LiveOptions(free_run=True, nice=args.nice)
+        with LiveEngine(store, engine, JackOutput("riff-bridge-bench"), options) as live:
+            live.wait_for(lambda m: m.clips_started >= 1, 300)
+            phases = [measure(live, "riff-bridge, no load", args.seconds)]
+            with _busy_loops(cores):
+                phases.append(measure(live, f"riff-bridge, {cores} busy loops", args.seconds))
+        if args.reference > 0:
+            phases.append(reference("do-nothing client, no load", args.reference, 0))
+            phases.append(reference(f"do-nothing client, {cores} busy loops", args.reference, cores))
+    return phases
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; returns 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -149,26 +168,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=150, help="diffusion steps per clip (tiny: ~1.5 s)")
     parser.add_argument("--reference", type=float, default=60.0,
                         help="seconds of each do-nothing-client reference phase (0: skip)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the model in a thread of the JACK process (default: a child process)")
     parser.add_argument("--nice", type=int, default=DEFAULT_NICE,
                         help="nice value of the engine's worker and monitor threads (needs root below 0)")
     args = parser.parse_args(argv)
-    engine: Any = load_engine(args.model, "cpu")
+    engine: Any = (load_engine(args.model, "cpu") if args.in_process
+                   else ChildProcessEngine(partial(load_engine, args.model, "cpu"), nice=args.nice).start())
     store = StateStore(ControlState(bpm=120.0, bars=1, prompt_a="organ", prompt_b="organ",
                                     steps=args.steps, denoising=1.0))
     cores = os.cpu_count() or 1
     print(f"machine: {cores} cores, load average {os.getloadavg()[0]:.2f} before the run; "
           f"jackd dummy 44100 Hz period {args.period}, {'realtime' if os.geteuid() == 0 else 'no realtime'}; "
-          f"model {args.model}, {args.steps} steps, 1-bar clips at 120 BPM; worker nice {args.nice}")
-    with JackServer(period=args.period) as server:
-        os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")
-        with LiveEngine(store, engine, JackOutput("riff-bridge-bench"), LiveOptions(free_run=True, nice=args.nice)) as live:
-            live.wait_for(lambda m: m.clips_started >= 1, 300)
-            phases = [measure(live, "riff-bridge, no load", args.seconds)]
-            with _busy_loops(cores):
-                phases.append(measure(live, f"riff-bridge, {cores} busy loops", args.seconds))
-        if args.reference > 0:
-            phases.append(reference("do-nothing client, no load", args.reference, 0))
-            phases.append(reference(f"do-nothing client, {cores} busy loops", args.reference, cores))
+          f"model {args.model} {'in the JACK process' if args.in_process else 'in a child process'}, "
+          f"{args.steps} steps, 1-bar clips at 120 BPM; nice {args.nice}")
+    try:
+        phases = run(engine, store, args, cores)
+    finally:
+        if hasattr(engine, "close"):
+            engine.close()
     print(HEADER)
     for phase in phases:
         print(phase.row())

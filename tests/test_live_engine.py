@@ -82,6 +82,7 @@ def test_late_generation_keeps_the_loop_playing(rig) -> None:
     with LiveEngine(store2, engine, output2) as live:
         output2.run(1)
         _play_bars(live, output2, 1)
+        assert wait_until(lambda: _next_ready(live), 60)
         engine.delay = 30.0
         _play_bars(live, output2, 1)
         time.sleep(0.2)

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--free-run", action="store_true",
                         help="keep playing on our own clock while the transport is stopped")
     parser.add_argument("--crossfade-ms", type=float, default=5.0, help="joint crossfade (ms)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the model in a thread of the JACK process instead of a child process "
+                             "(the child keeps the model off the realtime thread's GIL)")
     parser.add_argument("--status-every", type=float, default=10.0,
                         help="log a status line every N seconds (0: never)")
 
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("riff-bridge.serve")
     store = StateStore()
     store.update(_initial_state(args))
-    engine = load_engine(args.model, args.device)
+    engine = _engine(args)
     output = JackOutput(args.jack_name, args.server, args.audio_in, args.connect, args.midi_from,
                         args.timebase_master)
     options = LiveOptions(free_run=args.free_run, crossfade_ms=args.crossfade_ms)
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(number, lambda *_: stop.set())
     live = LiveEngine(store, engine, output, options,
                       on_error=lambda err: log.warning("generation failed: %s", err))
-    with live:
+    with _closing(engine), live:
         log.info("serving as JACK client %r (%d Hz, %d frames), %d bars at %.2f BPM; Ctrl-C to stop",
                  output.name, output.sample_rate, output.block_size, args.bars, args.bpm)
         _wait(stop, live, output, args.status_every, log)
@@ -89,6 +92,25 @@ def _wait(stop: "object", live: "object", output: "object", every: float, log: "
         if every > 0 and time.monotonic() - last >= every:
             last = time.monotonic()
             log.info("%s", live.metrics().summary())  # type: ignore[attr-defined]
+
+
+def _engine(args: argparse.Namespace) -> object:
+    """The engine: in this process, or (default) in a started child process."""
+    if args.in_process:
+        return load_engine(args.model, args.device)
+    from functools import partial
+
+    from bridge.live.childengine import ChildProcessEngine
+    from bridge.live.priority import DEFAULT_NICE
+
+    return ChildProcessEngine(partial(load_engine, args.model, args.device), nice=DEFAULT_NICE).start()
+
+
+def _closing(engine: object) -> "object":
+    """A context manager closing ``engine`` when it can be closed."""
+    import contextlib
+
+    return contextlib.closing(engine) if hasattr(engine, "close") else contextlib.nullcontext()
 
 
 def load_engine(model: str, device: str = "auto") -> object:

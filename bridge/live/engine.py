@@ -79,7 +79,7 @@ class LiveOptions:
     refit_iterations: int = DEFAULT_REFIT_ITERATIONS
     retry_seconds: float = 0.5
     switch_interval: float | None = 0.0005
-    poll_seconds: float = 0.005
+    poll_seconds: float = 0.01
     max_block: int = DEFAULT_MAX_BLOCK
     nice: int | None = DEFAULT_NICE
 

@@ -43,7 +43,8 @@ class Refitter:
             raise BridgeError(f"clip {loop.serial}: no spectrogram kept, cannot refit it")
         frames = Tempo(tempo.bpm, Meter(tempo.beats_per_bar)).bars_to_frames(loop.bars, tempo.sample_rate)
         started = time.perf_counter()
-        audio = self.codec.mel_to_audio(loop.clip.mel, frames, tempo.sample_rate).cpu().numpy()
+        audio = self.codec.mel_to_audio(loop.clip.mel, frames, tempo.sample_rate)
+        audio = audio.cpu().numpy() if hasattr(audio, "cpu") else np.asarray(audio)
         audio = np.ascontiguousarray(np.atleast_2d(audio).T, dtype=np.float32)
         clip = replace(loop.clip, audio=audio, sample_rate=tempo.sample_rate,
                        timings={"refit": time.perf_counter() - started})

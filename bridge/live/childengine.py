@@ -1,0 +1,199 @@
+"""An engine adapter that runs any engine in a child process, off the JACK process's GIL.
+
+The JACK process callback is Python, so it needs the GIL before every block. A model running
+in a thread of the same process holds the GIL between its many small operations; when that
+thread is descheduled on a busy machine, the realtime thread waits for it and may miss its
+deadline. :class:`ChildProcessEngine` keeps the model in a child process (spawned, so no
+JACK threads are forked) and only waits on a pipe in the worker thread, which releases the GIL.
+
+It implements the same ``generate(request, num_samples, sample_rate, cancel)`` protocol; the
+cancel check is polled in the parent and forwarded through a shared flag that the child's
+engine polls between steps. ``codec.mel_to_audio`` (used for tempo refits) also runs in the
+child, with the child engine's codec.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from bridge.engine.protocol import CancelCheck, GenerationCancelled
+from bridge.errors import BridgeError
+from bridge.live.priority import raise_thread_priority
+
+log = logging.getLogger(__name__)
+
+#: Seconds between cancel checks while waiting for the child.
+POLL_SECONDS = 0.02
+
+
+class ChildProcessError(BridgeError):
+    """The generation process could not start, or died."""
+
+
+class ChildProcessEngine:
+    """Runs ``factory()`` (a picklable callable returning an engine) in a child process.
+
+    ``start()`` (also called by the first ``generate``) spawns the child and waits up to
+    ``start_timeout`` seconds for the engine to load; ``close()`` (or ``with``) ends it. A
+    child that dies is restarted by the next call. ``nice``: the child's nice value.
+    """
+
+    def __init__(self, factory: Callable[[], Any], start_timeout: float = 600.0, nice: int | None = None) -> None:
+        self.factory, self.start_timeout, self.nice = factory, start_timeout, nice
+        self._context = multiprocessing.get_context("spawn")
+        self._process: Any = None
+        self._conn: Any = None
+        self._cancel = self._context.Event()
+        self._lock = threading.Lock()
+        self.codec = _ChildCodec(self)
+
+    def start(self) -> "ChildProcessEngine":
+        """Spawn the child and wait until its engine is loaded; raises ChildProcessError."""
+        with self._lock:
+            self._ensure()
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Ask the child to exit, then terminate it if it does not (idempotent)."""
+        with self._lock:
+            process, conn, self._process, self._conn = self._process, self._conn, None, None
+            if process is None:
+                return
+            self._cancel.set()
+            try:
+                conn.send(("stop",))
+            except (OSError, ValueError):
+                pass
+            process.join(timeout)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+            conn.close()
+
+    def __enter__(self) -> "ChildProcessEngine":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def generate(self, request: Any, num_samples: int, sample_rate: int, cancel: CancelCheck | None = None) -> Any:
+        """The child engine's clip for ``request`` (same contract as the wrapped engine)."""
+        return self._call(("generate", request, num_samples, sample_rate), cancel)
+
+    def _call(self, message: tuple[Any, ...], cancel: CancelCheck | None) -> Any:
+        with self._lock:
+            self._ensure()
+            self._cancel.clear()
+            self._conn.send(message)
+            return self._result(self._wait(cancel))
+
+    def _wait(self, cancel: CancelCheck | None) -> tuple[Any, ...]:
+        forwarded = False
+        while True:
+            try:
+                if self._conn.poll(POLL_SECONDS):
+                    return self._conn.recv()
+            except (EOFError, OSError) as err:
+                self._died(err)
+            if not forwarded and cancel is not None and cancel():
+                self._cancel.set()
+                forwarded = True
+            if not self._process.is_alive():
+                self._died(None)
+
+    def _result(self, reply: tuple[Any, ...]) -> Any:
+        kind, value = reply
+        if kind == "ok":
+            return value
+        if kind == "cancelled":
+            raise GenerationCancelled(str(value))
+        raise value
+
+    def _died(self, err: BaseException | None) -> None:
+        code = self._process.exitcode if self._process is not None else None
+        self._process, self._conn = None, None
+        raise ChildProcessError(f"generation process died (exit code {code}{f', {err}' if err else ''}); "
+                                "it restarts on the next clip")
+
+    def _ensure(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            return
+        parent, child = self._context.Pipe()
+        process = self._context.Process(target=_serve, args=(self.factory, child, self._cancel, self.nice),
+                                        name="riff-bridge-generator", daemon=True)
+        process.start()
+        child.close()
+        deadline = time.monotonic() + self.start_timeout
+        while not parent.poll(0.1):
+            if not process.is_alive() or time.monotonic() > deadline:
+                process.terminate()
+                raise ChildProcessError(f"generation process did not start in {self.start_timeout:g} s "
+                                        f"(exit code {process.exitcode})")
+        self._process, self._conn = process, parent
+        try:
+            self._result(parent.recv())
+        except BaseException:
+            self._process, self._conn = None, None
+            process.join(5.0)
+            raise
+
+
+class _ChildCodec:
+    """``mel_to_audio`` of the child engine's codec (for refits), as a numpy array."""
+
+    def __init__(self, owner: ChildProcessEngine) -> None:
+        self._owner = owner
+
+    def mel_to_audio(self, mel: Any, num_samples: int | None = None, sample_rate: int | None = None) -> np.ndarray:
+        """``(channels, samples)`` audio decoded in the child."""
+        return self._owner._call(("decode", np.asarray(mel), num_samples, sample_rate), None)
+
+
+def _serve(factory: Callable[[], Any], conn: Any, cancel: Any, nice: int | None) -> None:
+    """Child main loop: build the engine, then answer generate/decode until told to stop."""
+    raise_thread_priority(nice)
+    try:
+        engine = factory()
+    except BaseException as err:  # report any load failure to the parent
+        conn.send(("error", _portable(err)))
+        return
+    conn.send(("ok", None))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] == "stop":
+            return
+        conn.send(_answer(engine, message, cancel.is_set))
+
+
+def _answer(engine: Any, message: tuple[Any, ...], cancelled: Callable[[], bool]) -> tuple[str, Any]:
+    try:
+        if message[0] == "generate":
+            _, request, num_samples, sample_rate = message
+            return "ok", engine.generate(request, num_samples, sample_rate, cancelled)
+        _, mel, num_samples, sample_rate = message
+        audio = engine.codec.mel_to_audio(mel, num_samples, sample_rate)
+        return "ok", audio.cpu().numpy() if hasattr(audio, "cpu") else np.asarray(audio)
+    except GenerationCancelled as err:
+        return "cancelled", str(err)
+    except BaseException as err:
+        return "error", _portable(err)
+
+
+def _portable(err: BaseException) -> BaseException:
+    """``err`` if it pickles, else a BridgeError with its text."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:
+        return BridgeError(f"{type(err).__name__}: {err}")
