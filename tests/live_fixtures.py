@@ -276,3 +276,11 @@ def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.02
             return False
         time.sleep(step)
     return True
+
+
+class FailingEngine:
+    """An engine whose every clip raises RuntimeError("model exploded")."""
+
+    def generate(self, request: Any, num_samples: int, sample_rate: int, cancel: Any = None) -> Clip:
+        """Always fails."""
+        raise RuntimeError("model exploded")
