@@ -223,7 +223,8 @@ class Recorder:
 
 
 class ClockSender:
-    """A JACK client sending MIDI clock (Start, then 24 ticks per quarter at ``bpm``) on frame times."""
+    """A JACK client sending MIDI clock (Start, then 24 ticks per quarter at ``bpm``) on frame
+    times, and one control change (B0 4A 40) with the second tick."""
 
     def __init__(self, bpm: float, destination: str, name: str = "test-clock") -> None:
         import jack
@@ -248,6 +249,8 @@ class ClockSender:
             if self.ticks == 0:
                 self.port.write_midi_event(max(0, due - now), b"\xfa")
             self.port.write_midi_event(max(0, due - now), b"\xf8")
+            if self.ticks == 1:  # one control change, for the control layer
+                self.port.write_midi_event(max(0, due - now), b"\xb0\x4a\x40")
             self.ticks += 1
 
     def tick_frame(self, tick: int) -> int:

@@ -192,3 +192,15 @@ def test_midi_messages_reach_the_callback_and_volume_follows_state(rig) -> None:
         store.set("mute", True)
         assert live.processor.gain == 0.0
     assert received[0].data == b"\x90\x3c\x64" and received[0].frame == 100 and received[0].kind == "note_on"
+
+
+def test_sample_rate_change_refits_loops_to_the_new_rate(rig) -> None:
+    store, output = rig
+    with LiveEngine(store, FakeEngine(iterations=4), output) as live:
+        output.run(1)
+        _play_bars(live, output, 1)
+        live.processor.set_sample_rate(48000)
+        assert wait_until(lambda: live.tempo().sample_rate == 48000, 5)
+        assert wait_until(lambda: (live.processor.player.offer.refit or live.processor.player.current).frames
+                          == 96000, 60)
+        assert live.processor.own.requested == 96000.0

@@ -29,9 +29,10 @@ def bridge_name(jack_server: object, request: pytest.FixtureRequest) -> str:
     return f"rb-{request.node.name[5:25]}"
 
 
-def _live(name: str, bars: int = 1, bpm: float = 120.0, **output: object) -> LiveEngine:
+def _live(name: str, bars: int = 1, bpm: float = 120.0, free_run: bool = False, **output: object) -> LiveEngine:
     store = StateStore(ControlState(bpm=bpm, bars=bars, prompt_a="organ", prompt_b="organ", steps=5))
-    return LiveEngine(store, FakeEngine(iterations=8), JackOutput(name, **output))  # type: ignore[arg-type]
+    return LiveEngine(store, FakeEngine(iterations=8), JackOutput(name, **output),  # type: ignore[arg-type]
+                      LiveOptions(free_run=free_run))
 
 
 def _stop_transport() -> None:
@@ -121,6 +122,8 @@ def test_midi_clock_at_a_tempo_gives_bars_of_that_length(bridge_name: str) -> No
         if clock is not None:
             clock.close()
         live.stop()
+    message = live.midi.get(timeout=1.0)
+    assert (message.data, message.kind) == (b"\xb0\x4a\x40", "control_change")
     bar_ticks = [round((s.jack_frame - clock.start_frame) / clock.per_tick) for s in starts]
     for start, ticks in zip(starts, bar_ticks):
         assert ticks % 96 == 0 and abs(start.jack_frame - clock.tick_frame(ticks)) < BLOCK
@@ -229,3 +232,47 @@ def _ports(env: dict[str, str]) -> set[str]:
 
     listing = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10)
     return set(listing.stdout.split())
+
+
+def test_ports_connections_and_block_size_changes(jack_server: object) -> None:
+    """--connect, --midi-from and --audio-in wire the ports; a block size change is followed
+    (on a server of its own, so the session server keeps its 256 frames)."""
+    import os
+
+    import jack
+
+    from bridge.live.server import JackServer
+
+    with JackServer(period=256) as server:
+        previous = os.environ["JACK_DEFAULT_SERVER"]
+        os.environ["JACK_DEFAULT_SERVER"] = server.name
+        try:
+            _check_ports_and_block_sizes(jack)
+        finally:
+            os.environ["JACK_DEFAULT_SERVER"] = previous
+
+
+def _check_ports_and_block_sizes(jack: object) -> None:
+    sink = jack.Client("rb-sink", no_start_server=True)  # type: ignore[attr-defined]
+    inputs = [sink.inports.register(f"in_{k}") for k in range(2)]
+    midi_out = sink.midi_outports.register("midi_out")
+    sink.activate()
+    live = _live("rb-ports", free_run=True, audio_in=True, connect=["rb-sink"], midi_from=["rb-sink:midi_out"])
+    try:
+        live.start()
+        client = live.output.client
+        assert {p.shortname for p in client.inports} == {"in_L", "in_R"}
+        assert [p.name for p in sink.get_all_connections(inputs[0])] == ["rb-ports:out_L"]
+        assert [p.name for p in sink.get_all_connections(inputs[1])] == ["rb-ports:out_R"]
+        assert [p.name for p in sink.get_all_connections(midi_out)] == ["rb-ports:midi_in"]
+        live.wait_for(lambda m: m.clips_started >= 1, 60)
+        sink.blocksize = 1024
+        live.wait_for(lambda m: m.block_size == 1024 and len(live.boundaries()) >= 3, 20)
+        metrics = live.metrics()
+    finally:
+        live.stop()
+        sink.deactivate()
+        sink.close()
+    starts = live.boundaries()
+    assert all(abs(s.frame - starts[0].frame - (s.bar - starts[0].bar) * 88200) <= 1 for s in starts)
+    assert metrics.block_size == 1024

@@ -55,7 +55,7 @@ class TempoTracker:
         self.on_own_tempo = on_own_tempo
         self.master = master
         self._reading = TempoReading(Tempo(_clamp(control_bpm())), "control", processor.sample_rate)
-        self._own: Tempo | None = None
+        self._own: tuple[Tempo, int] | None = None
 
     def reading(self) -> TempoReading:
         """The latest reading (any thread)."""
@@ -68,8 +68,8 @@ class TempoTracker:
         if not fresh.close_to(self._reading):
             self._reading = fresh
         own = self._measure(-1).tempo if self.master else self._reading.tempo
-        if own != self._own:
-            self._own = own
+        if (own, proc.sample_rate) != self._own:
+            self._own = (own, proc.sample_rate)
             proc.set_own_tempo(own)
             if self.on_own_tempo is not None:
                 self.on_own_tempo(own)
