@@ -129,17 +129,20 @@ class ChildProcessEngine:
                                         name="riff-bridge-generator", daemon=True)
         process.start()
         child.close()
+        self._await_ready(process, parent)
+        self._process, self._conn = process, parent
+
+    def _await_ready(self, process: Any, conn: Any) -> None:
+        """Wait for the child's engine to load; raise its load error or ChildProcessError."""
         deadline = time.monotonic() + self.start_timeout
-        while not parent.poll(0.1):
+        while not conn.poll(0.1):
             if not process.is_alive() or time.monotonic() > deadline:
                 process.terminate()
                 raise ChildProcessError(f"generation process did not start in {self.start_timeout:g} s "
                                         f"(exit code {process.exitcode})")
-        self._process, self._conn = process, parent
         try:
-            self._result(parent.recv())
+            self._result(conn.recv())
         except BaseException:
-            self._process, self._conn = None, None
             process.join(5.0)
             raise
 

@@ -227,6 +227,7 @@ class LiveEngine:
 
     def _tune_runtime(self) -> None:
         """Short GIL switch interval for the realtime thread; freeze startup objects out of GC."""
+        self._switch_interval = sys.getswitchinterval()
         if self.options.switch_interval is not None:
             sys.setswitchinterval(self.options.switch_interval)
         gc.collect()

@@ -146,19 +146,10 @@ class GenerationWorker:
 
     def _make(self, plan: Plan, previous: WalkStep | None, reading: TempoReading) -> None:
         request = plan.request(reading.tempo)
-        rate = reading.sample_rate
-        frames = request.num_samples(rate)
         self._publish(busy=True)
         started = time.perf_counter()
-        try:
-            clip = self.engine.generate(request, frames, rate, lambda: self._stale(plan, previous))
-            _check_audio(clip.audio, frames)
-        except GenerationCancelled:
-            with self.stats.lock:
-                self.stats.cancelled += 1
-            return
-        except Exception as err:
-            self._fail(err)
+        clip = self._generate(request, reading.sample_rate, lambda: self._stale(plan, previous))
+        if clip is None:
             return
         elapsed = time.perf_counter() - started
         self._serial += 1
@@ -167,6 +158,20 @@ class GenerationWorker:
         self._publish(next=loop, busy=False)
         self.stats.add_clip(elapsed, loop.seconds())
         self._failures_in_row = 0
+
+    def _generate(self, request: Any, rate: int, cancel: Callable[[], bool]) -> Any:
+        """The engine's checked clip, or None when cancelled or failed (counted)."""
+        frames = request.num_samples(rate)
+        try:
+            clip = self.engine.generate(request, frames, rate, cancel)
+            _check_audio(clip.audio, frames)
+            return clip
+        except GenerationCancelled:
+            with self.stats.lock:
+                self.stats.cancelled += 1
+        except Exception as err:
+            self._fail(err)
+        return None
 
     def _remember(self, serial: int, plan: Plan) -> None:
         self._plans[serial] = plan
