@@ -1,41 +1,193 @@
-"""The demo session: what ``riff-bridge demo`` (the README's main-job command) runs."""
+"""The demo session that ``riff-bridge demo`` (the README's main-job command) runs.
+
+Recipe:
+  1. a private JACK server (dummy backend) unless one is running;
+  2. a :class:`~bridge.session.Session` with the tiny model (or ``--model``), riff-bridge as
+     JACK timebase master, OSC on a free loopback port, clips recorded to ``OUT/clips``;
+  3. a capture client (a separate JACK client, as a DAW track) records the outputs and the
+     public transport position; the transport rolls;
+  4. a scripted session over OSC, paced by clips actually played: prompt change, an alpha
+     sweep, a tempo change, a preset load;
+  5. a summary table (clips, bar alignment error, gaps, late clips, xruns, real-time factor)
+     and ``OUT/session.wav`` + ``OUT/session.png`` (the recording as a spectrogram strip).
+"""
 
 from __future__ import annotations
 
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from bridge.audio.codec import SpectrogramCodec
-from bridge.audio.quality import spectral_convergence
-from bridge.audio.song import compose, render
-from bridge.audio.wav import read_audio, write_audio
-from bridge.audio.image import decode_image
-from bridge.recording import next_free_path
+from bridge.live.server import ensure_server
+
+#: (clips played before the step, OSC address, value): the scripted performance.
+SCRIPT: tuple[tuple[int, str, Any], ...] = (
+    (1, "/riff/set/prompt_b", "bright synthwave arpeggio"),
+    (2, "/riff/set/alpha", 0.25),
+    (3, "/riff/set/alpha", 0.5),
+    (3, "/riff/set/bpm", 100.0),
+    (4, "/riff/set/alpha", 0.75),
+    (5, "/riff/set/alpha", 1.0),
+    (6, "/riff/preset/load", "techno"),
+    (7, "/riff/set/alpha", 0.5),
+    (8, "/riff/set/alpha", 1.0),
+)
+DEMO_CLIPS = 9
 
 
-def run_codec_demo(out_dir: str | Path, bpm: float = 120.0) -> int:
-    """Song -> spectrogram images -> audio, written to ``out_dir``; prints a summary table."""
+@dataclass(frozen=True)
+class DemoResult:
+    """Figures of one demo run (also printed as the summary table)."""
+
+    clips_generated: int
+    clips_played: int
+    max_alignment_frames: float
+    longest_gap_frames: int
+    late_clips: int
+    xruns: int
+    real_time_factor: float
+    failures: int
+    tempo_bpm: float
+    seconds: float
+    sample_rate: int
+
+
+def run_demo(out_dir: str | Path, model: str = "tiny", bpm: float = 120.0, bars: int = 2,
+             clips: int = DEMO_CLIPS, timeout: float = 240.0) -> DemoResult:
+    """Run the scripted session; writes into ``out_dir`` and returns the figures."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    codec = SpectrogramCodec()
-    with tempfile.TemporaryDirectory() as tmp:
-        song, rate = read_audio(render(compose(bpm, 8), Path(tmp) / "song.wav"))
-    clip = 225351
-    rows = []
-    for index, start in enumerate(range(0, song.shape[0] - clip, clip)):
-        image = codec.audio_to_image(song[start:start + clip, 0], rate)
-        image.save(next_free_path(out / f"clip{index}.png"), exif=image.getexif())
-        began = time.perf_counter()
-        mel, _ = decode_image(image)
-        audio = codec.mel_to_audio(mel)[0].numpy()
-        seconds = time.perf_counter() - began
-        write_audio(next_free_path(out / f"clip{index}.wav"), audio, rate)
-        rows.append((index, seconds, spectral_convergence(mel[0], audio, codec)))
-    print(f"{'clip':>4} {'decode s':>9} {'x realtime':>10} {'SC':>7}")
-    for index, seconds, sc in rows:
-        print(f"{index:>4} {seconds:9.3f} {clip / rate / seconds:10.1f} {sc:7.4f}")
-    print(f"wrote {len(rows)} clips (PNG + WAV) to {out}/")
-    return 0
+    with ensure_server() as private:
+        if private:
+            print(f"started a private JACK server {private!r} (dummy backend, 44.1 kHz, 256 frames)")
+        session, osc = _session(out, model, bpm, bars)
+        with session:
+            capture = _capture(session, timeout)
+            began = time.monotonic()
+            _perform(session, osc, clips, timeout)
+            metrics = session.live.metrics()
+            boundaries = session.live.boundaries()
+            recorded = capture.stop()
+    result = _result(metrics, boundaries, recorded, time.monotonic() - began)
+    _write(out, recorded)
+    return result
+
+
+def _session(out: Path, model: str, bpm: float, bars: int) -> tuple[Any, Any]:
+    """The session under test and an OSC client pointed at it."""
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from bridge.commands.serve import load_engine
+    from bridge.control.presets import PresetStore
+    from bridge.control.surfaces import ControlSurfaces
+    from bridge.live.engine import LiveOptions
+    from bridge.live.jackoutput import JackOutput
+    from bridge.recording import ClipRecorder
+    from bridge.session import Session, SessionParts
+    from bridge.state import ControlState, StateStore
+
+    store = StateStore(ControlState(prompt_a="dusty lo-fi drums with warm rhodes",
+                                    prompt_b="dusty lo-fi drums with warm rhodes", bpm=bpm, bars=bars,
+                                    steps=12, seed_image="grid"))
+    surfaces = ControlSurfaces(store, presets=PresetStore(out / "presets"), osc_port=0, midi=None,
+                               controller=None)
+    parts = SessionParts(store, load_engine(model), JackOutput("riff-bridge", timebase_master=True),
+                         LiveOptions(), surfaces, ClipRecorder(out / "clips"))
+    session = Session(parts)
+    return session, _LazyOsc(surfaces, SimpleUDPClient)
+
+
+class _LazyOsc:
+    """An OSC client that connects to the surfaces' bound port once they have started."""
+
+    def __init__(self, surfaces: Any, client_type: Any) -> None:
+        self.surfaces, self.client_type, self.client = surfaces, client_type, None
+
+    def send(self, address: str, value: Any) -> None:
+        if self.client is None:
+            self.client = self.client_type(*self.surfaces.osc.address)
+        self.client.send_message(address, value)
+
+
+def _capture(session: Any, seconds: float) -> Any:
+    """Start recording riff-bridge's outputs and roll the transport."""
+    from bridge.capture import JackCapture
+
+    name = session.parts.output.name
+    print(f"riff-bridge: JACK ports {name}:out_L, {name}:out_R, {name}:midi_in; "
+          f"OSC on udp://{session.parts.surfaces.osc.address[0]}:{session.parts.surfaces.osc.address[1]}")
+    capture = JackCapture([f"{name}:out_L", f"{name}:out_R"], seconds).start()
+    capture.client.transport_start()
+    return capture
+
+
+def _perform(session: Any, osc: Any, clips: int, timeout: float) -> None:
+    """Send the script's steps as clips are played; ends after ``clips`` new clips."""
+    deadline = time.monotonic() + timeout
+    pending = list(SCRIPT)
+    while time.monotonic() < deadline:
+        metrics = session.tick()
+        while pending and metrics.clips_started >= pending[0][0]:
+            _, address, value = pending.pop(0)
+            print(f"  bar {metrics.current_bar:3d}: {address} {value!r}")
+            osc.send(address, value)
+        if metrics.clips_started >= clips:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"demo: only {session.live.metrics().clips_started} of {clips} clips in "
+                       f"{timeout:g} s; {session.live.metrics().summary()}")
+
+
+def _result(metrics: Any, boundaries: Any, capture: Any, seconds: float) -> DemoResult:
+    from bridge.capture import alignment_errors
+
+    errors = alignment_errors(boundaries, capture.bar_starts())
+    first = next((b.jack_frame for b in boundaries if b.new), capture.first_frame)
+    played = capture.audio[max(0, first - capture.first_frame):]
+    return DemoResult(metrics.clips_generated, metrics.clips_started, max(errors, default=float("nan")),
+                      _longest_silence(played), metrics.late_clips, metrics.xruns,
+                      metrics.real_time_factor, metrics.failures, metrics.bpm, seconds, capture.sample_rate)
+
+
+def _longest_silence(audio: np.ndarray) -> int:
+    """Longest run of frames where every channel is exactly zero."""
+    silent = np.concatenate([[0], np.all(audio == 0.0, axis=1).astype(np.int8), [0]])
+    edges = np.diff(silent)
+    runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+    return int(runs.max()) if runs.size else 0
+
+
+def _write(out: Path, capture: Any) -> None:
+    """The recording as WAV and as a spectrogram strip (never overwriting earlier runs)."""
+    from bridge.audio.codec import SpectrogramCodec
+    from bridge.audio.wav import write_audio
+    from bridge.recording import next_free_path
+
+    wav = write_audio(next_free_path(out / "session.wav"), capture.audio, capture.sample_rate)
+    image = SpectrogramCodec().audio_to_image(capture.audio, capture.sample_rate)
+    png = next_free_path(out / "session.png")
+    image.save(png, exif=image.getexif())
+    print(f"wrote {wav} and {png} ({len(capture.audio) / capture.sample_rate:.1f} s)")
+
+
+def print_summary(result: DemoResult) -> None:
+    """The demo's summary table."""
+    ms = 1000.0 / result.sample_rate
+    rows = [
+        ("clips generated / played", f"{result.clips_generated} / {result.clips_played}"),
+        ("bar alignment error (max)", f"{result.max_alignment_frames:.0f} frames ({result.max_alignment_frames * ms:.2f} ms)"),
+        ("longest silence while rolling", f"{result.longest_gap_frames} frames"),
+        ("late clips", str(result.late_clips)),
+        ("xruns", str(result.xruns)),
+        ("generation real-time factor", f"{result.real_time_factor:.3f} (seconds per second of audio)"),
+        ("generation failures", str(result.failures)),
+        ("final tempo", f"{result.tempo_bpm:.2f} BPM"),
+        ("session length", f"{result.seconds:.1f} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{'measure':<{width}}  value\n{'-' * width}  {'-' * 30}")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")

@@ -10,12 +10,28 @@ Shapes: audio ``(..., samples)``, spectra ``(..., frames, n_freqs)``.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-_CACHE: dict[tuple, torch.Tensor] = {}
+#: Windows and inverse envelopes, least recently used first (bounded: clip lengths vary live).
+_CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+CACHE_SIZE = 32
+
+
+def _cached(key: tuple, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``_CACHE[key]``, made on first use; evicts the least recently used past CACHE_SIZE."""
+    value = _CACHE.get(key)
+    if value is None:
+        value = _CACHE[key] = make()
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    else:
+        _CACHE.move_to_end(key)
+    return value
 
 
 @dataclass(frozen=True)
@@ -44,9 +60,7 @@ class Stft:
         """Periodic Hann window on ``like``'s device, in its real dtype (cached)."""
         dtype = like.real.dtype if like.is_complex() else like.dtype
         key = ("hann", self.win_length, str(like.device), dtype)
-        if key not in _CACHE:
-            _CACHE[key] = torch.hann_window(self.win_length, dtype=dtype, device=like.device)
-        return _CACHE[key]
+        return _cached(key, lambda: torch.hann_window(self.win_length, dtype=dtype, device=like.device))
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """Complex spectrum ``(..., frames, n_freqs)`` of ``(..., samples)`` audio."""
@@ -95,8 +109,5 @@ class Stft:
     def _inverse_envelope(self, frames: int, like: torch.Tensor) -> torch.Tensor:
         """``1 / sum of squared windows`` at each output sample (cached per frame count)."""
         key = ("env", self.win_length, self.hop_length, frames, str(like.device), like.dtype)
-        if key not in _CACHE:
-            squares = (self.window(like) ** 2).expand(1, frames, self.win_length)
-            envelope = self._overlap_add(squares.contiguous())[0]
-            _CACHE[key] = 1.0 / envelope.clamp(min=1e-11)
-        return _CACHE[key]
+        return _cached(key, lambda: 1.0 / self._overlap_add(
+            (self.window(like) ** 2).expand(1, frames, self.win_length).contiguous())[0].clamp(min=1e-11))

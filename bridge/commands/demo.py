@@ -5,17 +5,25 @@ from __future__ import annotations
 import argparse
 
 NAME = "demo"
-HELP = "Run the demo session on embedded defaults and write its audio and images to --out."
+HELP = ("Scripted live session on embedded defaults (tiny model, private JACK server when none runs); "
+        "writes the recording to --out and prints a summary.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this command's options."""
     parser.add_argument("--out", default="riff-demo", help="output folder (default ./riff-demo)")
-    parser.add_argument("--bpm", type=float, default=120.0, help="tempo of the demo song")
+    parser.add_argument("--model", default="tiny", help="tiny (default), fake, a diffusers folder or hub id")
+    parser.add_argument("--bpm", type=float, default=120.0, help="starting tempo")
+    parser.add_argument("--bars", type=int, default=2, help="loop length in bars")
+    parser.add_argument("--clips", type=int, default=9, help="new clips to play before stopping")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Render a FluidSynth song, encode it to spectrogram images, decode them back; report."""
-    from bridge.demo import run_codec_demo
+    """Run the demo and print its table; exit 1 when a clip missed the bar grid or audio gapped."""
+    from bridge.demo import print_summary, run_demo
 
-    return run_codec_demo(args.out, args.bpm)
+    result = run_demo(args.out, args.model, args.bpm, args.bars, args.clips)
+    print_summary(result)
+    block = 256
+    ok = result.max_alignment_frames <= block and result.xruns == 0 and result.clips_played >= args.clips
+    return 0 if ok else 1

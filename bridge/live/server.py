@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import time
 import uuid
+from typing import Iterator
 
 from bridge.errors import BridgeError
 
@@ -89,3 +91,26 @@ def server_running(name: str | None = None) -> bool:
     if shutil.which("jack_lsp") is None:
         return False
     return subprocess.run(["jack_lsp"], env=env, capture_output=True, timeout=5).returncode == 0
+
+
+@contextlib.contextmanager
+def ensure_server(sample_rate: int = 44100, period: int = 256) -> Iterator[str | None]:
+    """Use the running JACK server (yields None), or run a private one meanwhile (yields its name).
+
+    While the private server runs, JACK_DEFAULT_SERVER points at it for this process and its
+    children; the previous environment is restored afterwards.
+    """
+    if server_running():
+        yield None
+        return
+    with JackServer(sample_rate=sample_rate, period=period) as server:
+        saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
+        os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")
+        try:
+            yield server.name
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value

@@ -1,0 +1,140 @@
+"""Soak: a live session under random controls for a while; memory growth, xruns, late clips.
+
+Runs the same Session as ``riff-bridge serve`` (tiny model by default, private JACK server
+when none runs, riff-bridge as timebase master, transport rolling) and sends a random OSC
+control every ``--interval`` seconds. Memory is the resident set of this process and its
+children, sampled every 5 s; growth is measured against the level after the first tenth of
+the run (caches warm), so the table's ratio compares the end with a baseline from the same run.
+
+    .venv/bin/python bench/soak.py --seconds 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bridge.live.server import ensure_server  # noqa: E402
+
+PROMPTS = ("dusty lo-fi drums", "bright synthwave arpeggio", "deep house chords", "jazz trio brushes",
+           "minimal techno kick", "ambient pads with rain")
+
+
+def rss_kib() -> int:
+    """Resident memory of this process and its children, in KiB (from /proc)."""
+    import os
+
+    total = 0
+    pids = [os.getpid()] + _children(os.getpid())
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        kids = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return kids + [g for k in kids for g in _children(k)]
+
+
+def random_control(rng: random.Random) -> tuple[str, object]:
+    """One random (address, value) a performer might send."""
+    choice = rng.choice(("alpha", "alpha", "alpha", "prompt", "seed", "bpm", "bars", "denoising",
+                         "guidance", "volume", "negative", "garbage"))
+    return {
+        "alpha": ("/riff/set/alpha", round(rng.random(), 3)),
+        "prompt": (rng.choice(("/riff/set/prompt_a", "/riff/set/prompt_b")), rng.choice(PROMPTS)),
+        "seed": (rng.choice(("/riff/set/seed_a", "/riff/set/seed_b")), rng.randrange(1 << 31)),
+        "bpm": ("/riff/set/bpm", float(rng.randrange(90, 141))),
+        "bars": ("/riff/set/bars", rng.choice((1, 2, 2, 4))),
+        "denoising": ("/riff/set/denoising", round(rng.uniform(0.5, 0.9), 2)),
+        "guidance": ("/riff/set/guidance", round(rng.uniform(4, 9), 1)),
+        "volume": ("/riff/set/volume", round(rng.uniform(0.5, 1.0), 2)),
+        "negative": ("/riff/set/negative", rng.choice(("", "vocals", "noise"))),
+        "garbage": ("/riff/set/alpha", "not a number"),
+    }[choice]
+
+
+def soak(seconds: float, model: str, interval: float, seed: int) -> dict[str, float]:
+    """Run the session; returns the figures for the table."""
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from bridge.commands.serve import load_engine
+    from bridge.control.surfaces import ControlSurfaces
+    from bridge.live.engine import LiveOptions
+    from bridge.live.jackoutput import JackOutput
+    from bridge.session import Session, SessionParts
+    from bridge.state import ControlState, StateStore
+
+    store = StateStore(ControlState(steps=12, bars=2, seed_image="grid"))
+    surfaces = ControlSurfaces(store, osc_port=0, midi=None, controller=None)
+    output = JackOutput("riff-soak", timebase_master=True)
+    rng, samples = random.Random(seed), []
+    with Session(SessionParts(store, load_engine(model), output, LiveOptions(), surfaces)) as session:
+        output.client.transport_start()
+        osc = SimpleUDPClient(*surfaces.osc.address)
+        began = time.monotonic()
+        next_control = next_sample = began
+        while (now := time.monotonic()) - began < seconds:
+            session.tick()
+            if now >= next_control:
+                osc.send_message(*random_control(rng))
+                next_control = now + interval
+            if now >= next_sample:
+                samples.append((now - began, rss_kib()))
+                next_sample = now + 5.0
+            time.sleep(0.05)
+        metrics = session.live.metrics()
+    baseline = next(kib for t, kib in samples if t >= seconds / 10)
+    return {"seconds": seconds, "rss_start_mib": samples[0][1] / 1024, "rss_base_mib": baseline / 1024,
+            "rss_end_mib": samples[-1][1] / 1024, "rss_peak_mib": max(k for _, k in samples) / 1024,
+            "growth_pct": 100.0 * (samples[-1][1] - baseline) / baseline,
+            "clips_generated": metrics.clips_generated, "clips_played": metrics.clips_started,
+            "late_clips": metrics.late_clips, "xruns": metrics.xruns, "failures": metrics.failures,
+            "callback_us_max": metrics.callback_us_max, "callback_us_mean": metrics.callback_us_mean,
+            "rtf": metrics.real_time_factor}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=600.0)
+    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between random controls")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    with ensure_server():
+        r = soak(args.seconds, args.model, args.interval, args.seed)
+    print(f"\nsoak: {r['seconds']:.0f} s, model {args.model}, a random control every {args.interval:g} s")
+    print(f"{'measure':<34} {'value':>12}")
+    for name, key, fmt in (
+        ("resident memory at start (MiB)", "rss_start_mib", "{:.1f}"),
+        ("baseline after 10% of run (MiB)", "rss_base_mib", "{:.1f}"),
+        ("at end (MiB)", "rss_end_mib", "{:.1f}"),
+        ("peak (MiB)", "rss_peak_mib", "{:.1f}"),
+        ("growth end / baseline (%)", "growth_pct", "{:+.2f}"),
+        ("clips generated", "clips_generated", "{:d}"),
+        ("clips played", "clips_played", "{:d}"),
+        ("late clips", "late_clips", "{:d}"),
+        ("xruns", "xruns", "{:d}"),
+        ("generation failures", "failures", "{:d}"),
+        ("callback max (us)", "callback_us_max", "{:.0f}"),
+        ("callback mean (us)", "callback_us_mean", "{:.1f}"),
+        ("generation real-time factor", "rtf", "{:.3f}"),
+    ):
+        print(f"{name:<34} {fmt.format(r[key]):>12}")
+
+
+if __name__ == "__main__":
+    main()
