@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.commands.serve import load_engine  # noqa: E402
+from bridge.engine.factory import load_engine  # noqa: E402
 from bridge.live.childengine import ChildProcessEngine  # noqa: E402
 from bridge.live.engine import LiveEngine, LiveOptions  # noqa: E402
 from bridge.live.jackoutput import JackOutput  # noqa: E402

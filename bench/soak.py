@@ -71,7 +71,7 @@ def soak(seconds: float, model: str, interval: float, seed: int) -> dict[str, fl
     """Run the session; returns the figures for the table."""
     from pythonosc.udp_client import SimpleUDPClient
 
-    from bridge.commands.serve import load_engine
+    from bridge.engine.factory import start_engine
     from bridge.control.surfaces import ControlSurfaces
     from bridge.live.engine import LiveOptions
     from bridge.live.jackoutput import JackOutput
@@ -82,7 +82,7 @@ def soak(seconds: float, model: str, interval: float, seed: int) -> dict[str, fl
     surfaces = ControlSurfaces(store, osc_port=0, midi=None, controller=None)
     output = JackOutput("riff-soak", timebase_master=True)
     rng, samples = random.Random(seed), []
-    with Session(SessionParts(store, load_engine(model), output, LiveOptions(), surfaces)) as session:
+    with Session(SessionParts(store, start_engine(model), output, LiveOptions(prime_seconds=120.0), surfaces)) as session:
         output.client.transport_start()
         osc = SimpleUDPClient(*surfaces.osc.address)
         began = time.monotonic()

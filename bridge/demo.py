@@ -80,7 +80,7 @@ def _session(out: Path, model: str, bpm: float, bars: int) -> tuple[Any, Any]:
     """The session under test and an OSC client pointed at it."""
     from pythonosc.udp_client import SimpleUDPClient
 
-    from bridge.commands.serve import load_engine
+    from bridge.engine.factory import start_engine
     from bridge.control.presets import PresetStore
     from bridge.control.surfaces import ControlSurfaces
     from bridge.live.engine import LiveOptions
@@ -94,8 +94,8 @@ def _session(out: Path, model: str, bpm: float, bars: int) -> tuple[Any, Any]:
                                     steps=12, seed_image="grid"))
     surfaces = ControlSurfaces(store, presets=PresetStore(out / "presets"), osc_port=0, midi=None,
                                controller=None)
-    parts = SessionParts(store, load_engine(model), JackOutput("riff-bridge", timebase_master=True),
-                         LiveOptions(), surfaces, ClipRecorder(out / "clips"))
+    parts = SessionParts(store, start_engine(model), JackOutput("riff-bridge", timebase_master=True),
+                         LiveOptions(prime_seconds=120.0), surfaces, ClipRecorder(out / "clips"))
     session = Session(parts)
     return session, _LazyOsc(surfaces, SimpleUDPClient)
 

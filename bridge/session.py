@@ -59,6 +59,7 @@ class Session:
         self.parts = parts
         self.report = SessionReport()
         self.live: Any = None
+        self.last_metrics: Any = None
         self._errors: "queue.SimpleQueue[BaseException]" = queue.SimpleQueue()
         self._last_bar = -1
         self._last_serial = -1
@@ -85,6 +86,7 @@ class Session:
     def stop(self) -> None:
         """Stop the live engine, the control surfaces and the recorder (idempotent)."""
         if self.live is not None:
+            self.last_metrics = self.live.metrics()
             self.live.stop()
             self.live = None
         if self.parts.surfaces is not None:
@@ -92,6 +94,8 @@ class Session:
             self.parts.surfaces.stop()
         if self.parts.recorder is not None:
             self.parts.recorder.close()
+        if hasattr(self.parts.engine, "close"):
+            self.parts.engine.close()
 
     def __enter__(self) -> "Session":
         return self.start()
@@ -103,7 +107,7 @@ class Session:
 
     def tick(self) -> Any:
         """One round of housekeeping; returns the live metrics snapshot."""
-        metrics = self.live.metrics()
+        metrics = self.last_metrics = self.live.metrics()
         self._forward_bar(metrics)
         self._record_new_clip(metrics)
         self._report_errors()
@@ -111,6 +115,13 @@ class Session:
         if getattr(self.parts.output, "shut_down", False):
             self._reconnect()
         return metrics
+
+    def status(self) -> dict[str, Any]:
+        """Live metrics and session counters as one dict (for ``/riff/get/status``)."""
+        metrics = self.live.metrics() if self.live is not None else self.last_metrics
+        values = metrics.as_dict() if metrics is not None else {}
+        values.update(reconnects=self.report.reconnects, recorded=self.report.recorded)
+        return values
 
     def _warm_up(self) -> None:
         """One generation at the starting state, so weights and caches are hot before JACK."""

@@ -1,17 +1,22 @@
-"""``riff-bridge serve``: generate loops and play them into JACK until SIGINT/SIGTERM."""
+"""``riff-bridge serve``: the whole bridge as one process, until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
 
 NAME = "serve"
-HELP = "Play generated loops into JACK, N bars each on the bar grid, until interrupted."
+HELP = "Play generated loops into JACK on the bar grid, driven by OSC and MIDI, until interrupted."
+#: How long the JACK client waits for the first clip before it activates.
+PRIME_SECONDS = 120.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register this command's options."""
-    parser.add_argument("--model", default="fake",
-                        help="fake (no model), tiny (small random model), a diffusers folder or hub id")
+    """Register this command's options (and the control surfaces' ones)."""
+    from bridge.control.surfaces import add_arguments as add_control_arguments
+
+    parser.add_argument("--config", default=None, help="TOML file of option defaults ([serve] table)")
+    parser.add_argument("--model", default="tiny",
+                        help="tiny (small random model), fake (no model), a diffusers folder or hub id")
     parser.add_argument("--device", default="auto", help="model device: auto, cpu, cuda, mps")
     parser.add_argument("--bpm", type=float, default=120.0,
                         help="tempo when no JACK timebase master or MIDI clock sets one (20-400)")
@@ -21,9 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps per clip")
     parser.add_argument("--jack-name", default="riff-bridge", help="JACK client name")
     parser.add_argument("--server", default=None, help="JACK server name (default: $JACK_DEFAULT_SERVER)")
-    parser.add_argument("--connect", nargs="+", default=(), metavar="PORT",
+    parser.add_argument("--connect", nargs="+", default=[], metavar="PORT",
                         help="connect out_L/out_R to these ports (or to a client's audio inputs)")
-    parser.add_argument("--midi-from", nargs="+", default=(), metavar="PORT",
+    parser.add_argument("--midi-from", nargs="+", default=[], metavar="PORT",
                         help="connect these MIDI ports to midi_in (clock and control)")
     parser.add_argument("--audio-in", action="store_true", help="also register in_L/in_R")
     parser.add_argument("--timebase-master", action="store_true",
@@ -31,41 +36,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--free-run", action="store_true",
                         help="keep playing on our own clock while the transport is stopped")
     parser.add_argument("--crossfade-ms", type=float, default=5.0, help="joint crossfade (ms)")
+    parser.add_argument("--record", default=None, metavar="DIR",
+                        help="save every played clip (WAV + spectrogram PNG + JSON) into DIR")
     parser.add_argument("--in-process", action="store_true",
                         help="run the model in a thread of the JACK process instead of a child process "
                              "(the child keeps the model off the realtime thread's GIL)")
     parser.add_argument("--status-every", type=float, default=10.0,
-                        help="log a status line every N seconds (0: never)")
+                        help="seconds between status log lines when not on a terminal (0: never)")
+    parser.add_argument("--inject-faults", type=int, default=0, metavar="N",
+                        help="testing: make every Nth generation fail (exception, NaN, out of memory)")
+    add_control_arguments(parser)
+    parser.set_defaults(parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start the live engine, wait for SIGINT/SIGTERM, stop cleanly; returns 0."""
-    import logging
+    """Build the session, serve until a signal (or the JACK server is gone for good), stop."""
     import signal
     import threading
 
-    from bridge.live.engine import LiveEngine, LiveOptions
-    from bridge.live.jackoutput import JackOutput
-    from bridge.state import StateStore
+    from bridge.session import Session
 
-    log = logging.getLogger("riff-bridge.serve")
-    store = StateStore()
-    store.update(_initial_state(args))
-    engine = _engine(args)
-    output = JackOutput(args.jack_name, args.server, args.audio_in, args.connect, args.midi_from,
-                        args.timebase_master)
-    options = LiveOptions(free_run=args.free_run, crossfade_ms=args.crossfade_ms)
+    if args.config:
+        from bridge.config import apply_config, read_config
+
+        apply_config(args, args.parser, read_config(args.config))
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
-    live = LiveEngine(store, engine, output, options,
-                      on_error=lambda err: log.warning("generation failed: %s", err))
-    with _closing(engine), live:
-        log.info("serving as JACK client %r (%d Hz, %d frames), %d bars at %.2f BPM; Ctrl-C to stop",
-                 output.name, output.sample_rate, output.block_size, args.bars, args.bpm)
-        _wait(stop, live, output, args.status_every, log)
-    print(f"stopped: {live.metrics().summary()}")
-    return 0 if not output.shut_down else 1
+    session = Session(_parts(args))
+    session.parts.surfaces = _surfaces(args, session)
+    with session:
+        _announce(session)
+        _serve(session, stop, args.status_every)
+    print(f"stopped: {session.last_metrics.summary() if session.last_metrics else 'no metrics'}")
+    return 0
+
+
+def _parts(args: argparse.Namespace) -> "object":
+    """Everything the session runs, from the options."""
+    from bridge.engine.factory import start_engine
+    from bridge.live.engine import LiveOptions
+    from bridge.live.jackoutput import JackOutput
+    from bridge.recording import ClipRecorder
+    from bridge.session import SessionParts
+    from bridge.state import StateStore
+
+    store = StateStore()
+    store.update(_initial_state(args))
+    engine = start_engine(args.model, args.device, args.in_process, args.inject_faults)
+    output = JackOutput(args.jack_name, args.server, args.audio_in, args.connect, args.midi_from,
+                        args.timebase_master)
+    options = LiveOptions(free_run=args.free_run, crossfade_ms=args.crossfade_ms, prime_seconds=PRIME_SECONDS)
+    recorder = ClipRecorder(args.record) if args.record else None
+    return SessionParts(store, engine, output, options, None, recorder)
+
+
+def _surfaces(args: argparse.Namespace, session: "object") -> "object":
+    """OSC, MIDI and presets around the session's store, answering status from the session."""
+    from bridge.control.surfaces import ControlSurfaces
+
+    return ControlSurfaces.from_args(args, session.parts.store, status=session.status)  # type: ignore[attr-defined]
 
 
 def _initial_state(args: argparse.Namespace) -> dict[str, object]:
@@ -80,50 +110,36 @@ def _initial_state(args: argparse.Namespace) -> dict[str, object]:
     return values
 
 
-def _wait(stop: "object", live: "object", output: "object", every: float, log: "object") -> None:
-    """Block until ``stop`` is set or the JACK server goes away, logging status lines."""
+def _announce(session: "object") -> None:
+    """Print where the bridge listens: JACK ports, OSC address, MIDI port."""
+    parts = session.parts  # type: ignore[attr-defined]
+    output, surfaces = parts.output, parts.surfaces
+    print(f"riff-bridge serving: JACK client {output.name!r} ({output.sample_rate} Hz, {output.block_size} frames): "
+          f"{output.name}:out_L, {output.name}:out_R, {output.name}:midi_in", flush=True)
+    if surfaces.osc is not None:
+        host, port = surfaces.osc.address
+        print(f"  OSC: udp://{host}:{port} (try /riff/ping)", flush=True)
+    midi = surfaces.midi_input
+    print(f"  MIDI: {midi.describe() if midi is not None and hasattr(midi, 'describe') else ('on' if midi else 'off')}"
+          f"; also {output.name}:midi_in", flush=True)
+    if parts.recorder is not None:
+        print(f"  recording played clips into {parts.recorder.folder}/", flush=True)
+
+
+def _serve(session: "object", stop: "object", every: float) -> None:
+    """Tick the session and show the status line until ``stop`` is set."""
     import time
 
-    last = time.monotonic()
-    while not stop.wait(0.2):  # type: ignore[attr-defined]
-        if output.shut_down:  # type: ignore[attr-defined]
-            log.error("the JACK server shut down")  # type: ignore[attr-defined]
-            return
-        if every > 0 and time.monotonic() - last >= every:
-            last = time.monotonic()
-            log.info("%s", live.metrics().summary())  # type: ignore[attr-defined]
+    from bridge.statusline import StatusLine, status_text
 
-
-def _engine(args: argparse.Namespace) -> object:
-    """The engine: in this process, or (default) in a started child process."""
-    if args.in_process:
-        return load_engine(args.model, args.device)
-    from functools import partial
-
-    from bridge.live.childengine import ChildProcessEngine
-    from bridge.live.priority import DEFAULT_NICE
-
-    return ChildProcessEngine(partial(load_engine, args.model, args.device), nice=DEFAULT_NICE).start()
-
-
-def _closing(engine: object) -> "object":
-    """A context manager closing ``engine`` when it can be closed."""
-    import contextlib
-
-    return contextlib.closing(engine) if hasattr(engine, "close") else contextlib.nullcontext()
-
-
-def load_engine(model: str, device: str = "auto") -> object:
-    """``fake`` -> FakeEngine; anything else -> the diffusion engine (imported lazily)."""
-    if model == "fake":
-        from bridge.engine.fake import FakeEngine
-
-        return FakeEngine()
+    line = StatusLine()
+    period = 1.0 if line.tty else every
+    next_status = time.monotonic() + period
     try:
-        from bridge.engine.diffusion import DiffusionEngine
-    except ImportError as err:
-        from bridge.errors import ModelUnavailableError
-
-        raise ModelUnavailableError(
-            f"--model {model}: the diffusion engine is not available ({err}); use --model fake") from None
-    return DiffusionEngine(model, device=device)
+        while not stop.wait(0.05):  # type: ignore[attr-defined]
+            metrics = session.tick()  # type: ignore[attr-defined]
+            if period > 0 and time.monotonic() >= next_status:
+                next_status = time.monotonic() + period
+                line.show(status_text(metrics, session.parts.store.snapshot()))  # type: ignore[attr-defined]
+    finally:
+        line.close()

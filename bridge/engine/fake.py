@@ -13,6 +13,7 @@ import zlib
 import numpy as np
 
 from bridge.audio.codec import SpectrogramCodec
+from bridge.audio.image import encode_image
 from bridge.engine.clip import Clip
 from bridge.engine.protocol import CancelCheck, GenerationCancelled
 from bridge.engine.request import GenerationRequest
@@ -46,7 +47,8 @@ class FakeEngine:
         audio = self.codec.mel_to_audio(mel, num_samples, sample_rate).cpu().numpy()
         stereo = np.repeat(audio.T, 2, axis=1).astype(np.float32)
         timings = {"model": model_seconds, "codec": time.perf_counter() - started - model_seconds}
-        return Clip(stereo, sample_rate, mel, None, request, timings)
+        image = encode_image(mel, self.codec.params)
+        return Clip(stereo, sample_rate, mel, image, request, timings)
 
     def _wait(self, cancel: CancelCheck | None) -> None:
         end = time.perf_counter() + self.delay

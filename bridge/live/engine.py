@@ -71,6 +71,8 @@ class LiveOptions:
     Python's thread switch interval while running (short, so the realtime thread gets the GIL
     quickly; None leaves it). ``poll_seconds``: monitor period. ``nice``: nice value of the
     worker and monitor threads (best effort, see :mod:`bridge.live.priority`; None: leave).
+    ``prime_seconds``: how long ``start`` waits for the first clip before activating the
+    JACK client (0: activate at once and play silence until it is ready).
     """
 
     free_run: bool = False
@@ -82,6 +84,7 @@ class LiveOptions:
     poll_seconds: float = 0.01
     max_block: int = DEFAULT_MAX_BLOCK
     nice: int | None = DEFAULT_NICE
+    prime_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         check_range("alpha_step", self.alpha_step, 0.0, 1.0)
@@ -138,12 +141,21 @@ class LiveEngine:
         self._apply_gain(state)
         self._unsubscribe = self.store.subscribe(self._on_state)
         self._tune_runtime()
-        self.output.attach(self.processor, Tempo(state.bpm))
         self.tracker.update()
         self.worker.start()
+        self._wait_for_first_clip()
+        self.output.attach(self.processor, Tempo(state.bpm))
+        self.tracker.update()
         self._monitor = threading.Thread(target=self._watch, name="riff-bridge-monitor", daemon=True)
         self._monitor.start()
         return self
+
+    def _wait_for_first_clip(self) -> None:
+        """Let the worker make the first loop before the client activates (so playback starts
+        with music, not silence), up to ``options.prime_seconds``; then play regardless."""
+        deadline = time.monotonic() + self.options.prime_seconds
+        while self.processor.player.offer.next is None and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def stop(self) -> None:
         """Stop generating, close the output, restore the interpreter settings (idempotent)."""

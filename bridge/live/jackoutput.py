@@ -101,6 +101,30 @@ class JackOutput:
         client.close()
         self.client = None
 
+    def reopen(self, processor: Processor, tempo: Tempo | None = None, timeout: float = 30.0,
+               retry_seconds: float = 0.5) -> bool:
+        """After the server went away: drop the dead client, then open, register and attach a
+        new one (same name, ports, callbacks, connections) once a server answers again.
+
+        Returns False when no server came back within ``timeout`` seconds (call again later).
+        """
+        import jack
+
+        self.client, self.timebase, self.is_master = None, None, False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.open()
+                self.attach(processor, tempo)
+                self.shut_down = False
+                return True
+            except (JackOutputError, jack.JackError) as err:
+                log.debug("JACK not back yet: %s", err)
+                if self.client is not None:
+                    self.client = None
+                time.sleep(retry_seconds)
+        return False
+
     def request_tempo(self, tempo: Tempo) -> None:
         """New tempo for our timebase (when we are master), from its next bar line."""
         if self.timebase is not None:
