@@ -172,16 +172,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the model in a thread of the JACK process (default: a child process)")
     parser.add_argument("--nice", type=int, default=DEFAULT_NICE,
                         help="nice value of the engine's worker and monitor threads (needs root below 0)")
+    parser.add_argument("--child-nice", type=int, default=None,
+                        help="nice value of the model's child process (default: unchanged)")
     args = parser.parse_args(argv)
     engine: Any = (load_engine(args.model, "cpu") if args.in_process
-                   else ChildProcessEngine(partial(load_engine, args.model, "cpu"), nice=args.nice).start())
+                   else ChildProcessEngine(partial(load_engine, args.model, "cpu"), nice=args.child_nice).start())
     store = StateStore(ControlState(bpm=120.0, bars=1, prompt_a="organ", prompt_b="organ",
                                     steps=args.steps, denoising=1.0))
     cores = os.cpu_count() or 1
     print(f"machine: {cores} cores, load average {os.getloadavg()[0]:.2f} before the run; "
           f"jackd dummy 44100 Hz period {args.period}, {'realtime' if os.geteuid() == 0 else 'no realtime'}; "
           f"model {args.model} {'in the JACK process' if args.in_process else 'in a child process'}, "
-          f"{args.steps} steps, 1-bar clips at 120 BPM; nice {args.nice}")
+          f"{args.steps} steps, 1-bar clips at 120 BPM; worker/monitor nice {args.nice}, "
+          f"model process nice {args.child_nice if args.child_nice is not None else 'unchanged'}")
     try:
         phases = run(engine, store, args, cores)
     finally:

@@ -5,7 +5,9 @@ thread holding the GIL is descheduled by a busy machine, the realtime thread wai
 and the block can miss its deadline. Giving the engine's own Python threads (worker,
 monitor) a higher nice priority than background load lets the scheduler run them as soon as
 they are runnable, so they reach the next GIL release quickly. Best effort: lowering the nice
-value needs root or CAP_SYS_NICE; without it nothing changes.
+value needs root or CAP_SYS_NICE; without it nothing changes. The model's own process
+(:class:`~bridge.live.childengine.ChildProcessEngine`) is best left at normal priority: at
+the same nice value its busy threads would compete with these light ones.
 """
 
 from __future__ import annotations
