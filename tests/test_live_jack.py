@@ -7,7 +7,6 @@ map chosen by the test, a recorder of riff-bridge's outputs, and a MIDI clock se
 from __future__ import annotations
 
 import time
-from typing import Iterator
 
 import numpy as np
 import pytest
