@@ -30,7 +30,7 @@ from bridge.engine.factory import load_engine  # noqa: E402
 from bridge.live.childengine import ChildProcessEngine  # noqa: E402
 from bridge.live.engine import LiveEngine, LiveOptions  # noqa: E402
 from bridge.live.jackoutput import JackOutput  # noqa: E402
-from bridge.live.priority import DEFAULT_NICE  # noqa: E402
+from bridge.live.priority import DEFAULT_NICE, MODEL_NICE  # noqa: E402
 from bridge.live.processor import HISTOGRAM_NS  # noqa: E402
 from bridge.live.server import JackServer  # noqa: E402
 from bridge.state import ControlState, StateStore  # noqa: E402
@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the model in a thread of the JACK process (default: a child process)")
     parser.add_argument("--nice", type=int, default=DEFAULT_NICE,
                         help="nice value of the engine's worker and monitor threads (needs root below 0)")
-    parser.add_argument("--child-nice", type=int, default=None,
-                        help="nice value of the model's child process (default: unchanged)")
+    parser.add_argument("--child-nice", type=int, default=MODEL_NICE,
+                        help="nice value of the model's child process")
     args = parser.parse_args(argv)
     engine: Any = (load_engine(args.model, "cpu") if args.in_process
                    else ChildProcessEngine(partial(load_engine, args.model, "cpu"), nice=args.child_nice).start())
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
           f"jackd dummy 44100 Hz period {args.period}, {'realtime' if os.geteuid() == 0 else 'no realtime'}; "
           f"model {args.model} {'in the JACK process' if args.in_process else 'in a child process'}, "
           f"{args.steps} steps, 1-bar clips at 120 BPM; worker/monitor nice {args.nice}, "
-          f"model process nice {args.child_nice if args.child_nice is not None else 'unchanged'}")
+          f"model process nice {args.child_nice}")
     try:
         phases = run(engine, store, args, cores)
     finally:

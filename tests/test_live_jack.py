@@ -159,7 +159,7 @@ def test_timebase_master_option_publishes_our_tempo(bridge_name: str) -> None:
 def test_zero_xruns_over_60_seconds_while_generating(jack_server: object, tiny_model_dir: object) -> None:
     """60 s at a 256-frame period, free-running, the tiny model generating clip after clip.
 
-    The model runs as ``serve`` runs it, in a child process at normal priority. Steps are
+    The model runs as ``serve`` runs it, in a child process (nice MODEL_NICE). Steps are
     raised so that one clip takes most of the time it plays (on a quiet machine the worker
     is busy 60-80% of the time; the printed share says how busy it was).
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from bridge.engine.protocol import CancelCheck, GenerationCancelled
 from bridge.errors import BridgeError
-from bridge.live.priority import raise_thread_priority
+from bridge.live.priority import MODEL_NICE, raise_thread_priority
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,12 @@ class ChildProcessEngine:
 
     ``start()`` (also called by the first ``generate``) spawns the child and waits up to
     ``start_timeout`` seconds for the engine to load; ``close()`` (or ``with``) ends it. A
-    child that dies is restarted by the next call. ``nice``: the child's nice value.
+    child that dies is restarted by the next call. ``nice``: the child's nice value (default
+    :data:`~bridge.live.priority.MODEL_NICE`; None leaves it).
     """
 
-    def __init__(self, factory: Callable[[], Any], start_timeout: float = 600.0, nice: int | None = None) -> None:
+    def __init__(self, factory: Callable[[], Any], start_timeout: float = 600.0,
+                 nice: int | None = MODEL_NICE) -> None:
         self.factory, self.start_timeout, self.nice = factory, start_timeout, nice
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None

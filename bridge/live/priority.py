@@ -5,9 +5,11 @@ thread holding the GIL is descheduled by a busy machine, the realtime thread wai
 and the block can miss its deadline. Giving the engine's own Python threads (worker,
 monitor) a higher nice priority than background load lets the scheduler run them as soon as
 they are runnable, so they reach the next GIL release quickly. Best effort: lowering the nice
-value needs root or CAP_SYS_NICE; without it nothing changes. The model's own process
-(:class:`~bridge.live.childengine.ChildProcessEngine`) is best left at normal priority: at
-the same nice value its busy threads would compete with these light ones.
+value needs root or CAP_SYS_NICE; without it nothing changes.
+
+The model's own process (:class:`~bridge.live.childengine.ChildProcessEngine`) gets
+:data:`MODEL_NICE`: above background load, so generation keeps up on a busy machine, but
+below the light threads, whose wakeups must never wait behind the model's busy threads.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import threading
 log = logging.getLogger(__name__)
 
 #: Nice value of the worker and monitor threads (0 = normal; negative = more CPU share).
-DEFAULT_NICE = -10
+DEFAULT_NICE = -15
+#: Nice value of the model's child process: between background load (0) and DEFAULT_NICE.
+MODEL_NICE = -5
 
 
 def raise_thread_priority(nice: int | None) -> bool:
