@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.control.namespace import GENERATION_ERROR
 from bridge.recording import ClipRecorder
 from bridge.state import StateStore
 
@@ -161,7 +162,7 @@ class Session:
             self.report.errors_reported += 1
             text = f"generation failed ({type(error).__name__}: {error}); the current loop keeps playing, retrying"
             if self.parts.surfaces is not None:
-                self.parts.surfaces.report_error("/riff/generate", text)
+                self.parts.surfaces.report_error(GENERATION_ERROR, text)
             else:
                 log.warning("%s", text)
 

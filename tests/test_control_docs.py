@@ -14,7 +14,7 @@ import pytest
 from control_fixtures import OscPeer
 
 from bridge.control import reference
-from bridge.control.namespace import REPLIES, ROUTES, AddressError, resolve
+from bridge.control.namespace import ERROR_SOURCES, REPLIES, ROUTES, AddressError, resolve
 
 REPO = Path(__file__).resolve().parent.parent
 CONTROL_MD = REPO / "docs" / "CONTROL.md"
@@ -56,7 +56,7 @@ def _known(address: str) -> bool:
     if address.endswith("/") or any(r.is_pattern and r.prefix == prefix for r in ROUTES):
         return any(r.address.startswith(prefix) for r in ROUTES)  # a family, e.g. "/riff/set"
     address = address.replace("<name>", "alpha").replace("<param>", "alpha")
-    if address in REPLIES:
+    if address in REPLIES or address in ERROR_SOURCES:
         return True
     try:
         resolve(address)

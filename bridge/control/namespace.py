@@ -95,6 +95,10 @@ ROUTES: tuple[Route, ...] = (
 REPLIES = ("/riff/pong", "/riff/bar", "/riff/beat", "/riff/error", "/riff/preset/loaded",
            "/riff/preset/saved", "/riff/preset/list", "/riff/midi/learned", "/riff/get/status")
 
+#: First argument of ``/riff/error`` for failures that no message caused (sent to recent peers).
+GENERATION_ERROR = "/riff/generate"
+ERROR_SOURCES = (GENERATION_ERROR,)
+
 #: Names that are addresses of their own under /riff/get or /riff/listen, never parameters.
 RESERVED_NAMES = ("all", "status", "bar", "beat")
 
