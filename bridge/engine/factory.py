@@ -32,6 +32,6 @@ def start_engine(model: str, device: str = "auto", in_process: bool = False, fau
     if in_process:
         return load_engine(model, device, fault_every)
     from bridge.live.childengine import ChildProcessEngine
-    from bridge.live.priority import DEFAULT_NICE
+    from bridge.live.priority import MODEL_NICE
 
-    return ChildProcessEngine(partial(load_engine, model, device, fault_every), nice=DEFAULT_NICE).start()
+    return ChildProcessEngine(partial(load_engine, model, device, fault_every), nice=MODEL_NICE).start()
