@@ -25,20 +25,21 @@ PROMPTS = ("dusty lo-fi drums", "bright synthwave arpeggio", "deep house chords"
            "minimal techno kick", "ambient pads with rain")
 
 
-def rss_kib() -> int:
-    """Resident memory of this process and its children, in KiB (from /proc)."""
+def rss_kib() -> tuple[int, int]:
+    """Resident memory (KiB, from /proc) of this process, and of its children together."""
     import os
 
-    total = 0
-    pids = [os.getpid()] + _children(os.getpid())
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+    return _rss(os.getpid()), sum(_rss(pid) for pid in _children(os.getpid()))
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _children(pid: int) -> list[int]:
@@ -97,10 +98,13 @@ def soak(seconds: float, model: str, interval: float, seed: int) -> dict[str, fl
                 next_sample = now + 5.0
             time.sleep(0.05)
         metrics = session.live.metrics()
-    baseline = next(kib for t, kib in samples if t >= seconds / 10)
-    return {"seconds": seconds, "rss_start_mib": samples[0][1] / 1024, "rss_base_mib": baseline / 1024,
-            "rss_end_mib": samples[-1][1] / 1024, "rss_peak_mib": max(k for _, k in samples) / 1024,
-            "growth_pct": 100.0 * (samples[-1][1] - baseline) / baseline,
+    base = next(kib for t, kib in samples if t >= seconds / 10)
+    end = samples[-1][1]
+    return {"seconds": seconds, "rss_start_mib": sum(samples[0][1]) / 1024, "rss_base_mib": sum(base) / 1024,
+            "rss_end_mib": sum(end) / 1024, "rss_peak_mib": max(sum(k) for _, k in samples) / 1024,
+            "growth_pct": 100.0 * (sum(end) - sum(base)) / sum(base),
+            "parent_growth_pct": 100.0 * (end[0] - base[0]) / base[0],
+            "child_growth_pct": 100.0 * (end[1] - base[1]) / base[1] if base[1] else 0.0,
             "clips_generated": metrics.clips_generated, "clips_played": metrics.clips_started,
             "late_clips": metrics.late_clips, "xruns": metrics.xruns, "failures": metrics.failures,
             "callback_us_max": metrics.callback_us_max, "callback_us_mean": metrics.callback_us_mean,
@@ -124,6 +128,8 @@ def main() -> None:
         ("at end (MiB)", "rss_end_mib", "{:.1f}"),
         ("peak (MiB)", "rss_peak_mib", "{:.1f}"),
         ("growth end / baseline (%)", "growth_pct", "{:+.2f}"),
+        ("  of which: this process (%)", "parent_growth_pct", "{:+.2f}"),
+        ("  model process (%)", "child_growth_pct", "{:+.2f}"),
         ("clips generated", "clips_generated", "{:d}"),
         ("clips played", "clips_played", "{:d}"),
         ("late clips", "late_clips", "{:d}"),

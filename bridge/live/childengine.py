@@ -24,6 +24,7 @@ import numpy as np
 
 from bridge.engine.protocol import CancelCheck, GenerationCancelled
 from bridge.errors import BridgeError
+from bridge.live.heap import trim_heap
 from bridge.live.priority import MODEL_NICE, raise_thread_priority
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,7 @@ def _serve(factory: Callable[[], Any], conn: Any, cancel: Any, nice: int | None)
         if message[0] == "stop":
             return
         conn.send(_answer(engine, message, cancel.is_set))
+        trim_heap()
 
 
 def _answer(engine: Any, message: tuple[Any, ...], cancelled: Callable[[], bool]) -> tuple[str, Any]:

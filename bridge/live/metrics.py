@@ -76,8 +76,9 @@ class GenerationStats:
     """Worker-side counters (written by the worker thread, read under ``lock``)."""
 
     clips_generated: int = 0
-    generation_seconds: list[float] = field(default_factory=list)
-    clip_seconds: list[float] = field(default_factory=list)
+    generation_seconds_total: float = 0.0
+    generation_seconds_last: float = 0.0
+    clip_seconds_total: float = 0.0
     failures: int = 0
     cancelled: int = 0
     refits: int = 0
@@ -88,8 +89,9 @@ class GenerationStats:
         """Count one finished clip."""
         with self.lock:
             self.clips_generated += 1
-            self.generation_seconds.append(generation_seconds)
-            self.clip_seconds.append(clip_seconds)
+            self.generation_seconds_total += generation_seconds
+            self.generation_seconds_last = generation_seconds
+            self.clip_seconds_total += clip_seconds
 
     def add_failure(self, error: BaseException) -> None:
         """Count one failed generation."""
@@ -100,10 +102,8 @@ class GenerationStats:
     def fields(self) -> dict[str, Any]:
         """The generation part of :class:`LiveMetrics`."""
         with self.lock:
-            made, gen, clip = self.clips_generated, list(self.generation_seconds), list(self.clip_seconds)
+            made, gen, clip = self.clips_generated, self.generation_seconds_total, self.clip_seconds_total
             counts = {"failures": self.failures, "cancelled": self.cancelled, "refits": self.refits,
-                      "last_error": self.last_error}
-        mean = sum(gen) / len(gen) if gen else 0.0
-        rtf = sum(gen) / sum(clip) if clip and sum(clip) > 0 else 0.0
-        return {"clips_generated": made, "generation_seconds_last": gen[-1] if gen else 0.0,
-                "generation_seconds_mean": mean, "real_time_factor": rtf, **counts}
+                      "last_error": self.last_error, "generation_seconds_last": self.generation_seconds_last}
+        return {"clips_generated": made, "generation_seconds_mean": gen / made if made else 0.0,
+                "real_time_factor": gen / clip if clip > 0 else 0.0, **counts}
