@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from typing import Any, Callable
@@ -29,6 +30,8 @@ from bridge.live.priority import MODEL_NICE, raise_thread_priority
 
 log = logging.getLogger(__name__)
 
+#: oneDNN primitive cache entries in the model process (see _serve).
+ONEDNN_CACHE = 32
 #: Seconds between cancel checks while waiting for the child.
 POLL_SECONDS = 0.02
 
@@ -163,6 +166,9 @@ class _ChildCodec:
 
 def _serve(factory: Callable[[], Any], conn: Any, cancel: Any, nice: int | None) -> None:
     """Child main loop: build the engine, then answer generate/decode until told to stop."""
+    # Each clip length is a new convolution shape; oneDNN caches primitives per shape (1024 by
+    # default), which grows memory all session long. Set before torch is imported here.
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE))
     raise_thread_priority(nice)
     try:
         engine = factory()
