@@ -96,3 +96,11 @@ def alignment_errors(boundaries: Sequence[Any], bar_starts: dict[int, float]) ->
     if lines.size == 0:
         return []
     return [float(np.abs(lines - b.frame).min()) for b in boundaries if b.new]
+
+
+def longest_silence(audio: np.ndarray) -> int:
+    """Longest run of frames of ``(frames, channels)`` audio where every channel is exactly 0."""
+    silent = np.concatenate([[0], np.all(audio == 0.0, axis=1).astype(np.int8), [0]])
+    edges = np.diff(silent)
+    runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+    return int(runs.max()) if runs.size else 0

@@ -142,22 +142,14 @@ def _perform(session: Any, osc: Any, clips: int, timeout: float) -> None:
 
 
 def _result(metrics: Any, boundaries: Any, capture: Any, seconds: float) -> DemoResult:
-    from bridge.capture import alignment_errors
+    from bridge.capture import alignment_errors, longest_silence
 
     errors = alignment_errors(boundaries, capture.bar_starts())
     first = next((b.jack_frame for b in boundaries if b.new), capture.first_frame)
     played = capture.audio[max(0, first - capture.first_frame):]
     return DemoResult(metrics.clips_generated, metrics.clips_started, max(errors, default=float("nan")),
-                      _longest_silence(played), metrics.late_clips, metrics.xruns,
+                      longest_silence(played), metrics.late_clips, metrics.xruns,
                       metrics.real_time_factor, metrics.failures, metrics.bpm, seconds, capture.sample_rate)
-
-
-def _longest_silence(audio: np.ndarray) -> int:
-    """Longest run of frames where every channel is exactly zero."""
-    silent = np.concatenate([[0], np.all(audio == 0.0, axis=1).astype(np.int8), [0]])
-    edges = np.diff(silent)
-    runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
-    return int(runs.max()) if runs.size else 0
 
 
 def _write(out: Path, capture: Any) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from bridge.capture import longest_silence  # noqa: F401 - re-exported for the tests
 from bridge.engine.clip import Clip
 from bridge.live.loop import SLACK_FRAMES, Loop, LoopTempo
 
@@ -51,15 +52,6 @@ def joint_and_inside_jumps(audio: np.ndarray, joints: Sequence[int], width: int 
     at_joints = steps[mask[1:]]
     inside = steps[~mask[1:]]
     return (float(at_joints.max()) if at_joints.size else 0.0, float(inside.max()) if inside.size else 0.0)
-
-
-def longest_silence(audio: np.ndarray) -> int:
-    """Longest run of frames where every channel is exactly 0.0."""
-    silent = np.all(audio == 0.0, axis=1).astype(np.int8)
-    if not silent.any():
-        return 0
-    edges = np.diff(np.concatenate([[0], silent, [0]]))
-    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
 
 
 class RecordingEngine:
