@@ -52,8 +52,11 @@ def _children(pid: int) -> list[int]:
 
 def random_control(rng: random.Random) -> tuple[str, object]:
     """One random (address, value) a performer might send."""
-    choice = rng.choice(("alpha", "alpha", "alpha", "prompt", "seed", "bpm", "bars", "denoising",
-                         "guidance", "volume", "negative", "garbage"))
+    import os
+    kinds = ("alpha", "alpha", "alpha", "prompt", "seed", "bpm", "bars", "denoising",
+             "guidance", "volume", "negative", "garbage")
+    only = os.environ.get("SOAK_KINDS")
+    choice = rng.choice([k for k in kinds if not only or k in only.split(",")])
     return {
         "alpha": ("/riff/set/alpha", round(rng.random(), 3)),
         "prompt": (rng.choice(("/riff/set/prompt_a", "/riff/set/prompt_b")), rng.choice(PROMPTS)),
@@ -82,7 +85,8 @@ def soak(seconds: float, model: str, interval: float, seed: int) -> dict[str, fl
     store = StateStore(ControlState(steps=12, bars=2, seed_image="grid"))
     surfaces = ControlSurfaces(store, osc_port=0, midi=None, controller=None)
     output = JackOutput("riff-soak", timebase_master=True)
-    rng, samples = random.Random(seed), []
+    rng, samples, events = random.Random(seed), [], []
+    sent: list[tuple[float, str]] = []
     with Session(SessionParts(store, start_engine(model), output, LiveOptions(prime_seconds=120.0), surfaces)) as session:
         output.client.transport_start()
         osc = SimpleUDPClient(*surfaces.osc.address)
@@ -91,8 +95,13 @@ def soak(seconds: float, model: str, interval: float, seed: int) -> dict[str, fl
         while (now := time.monotonic()) - began < seconds:
             session.tick()
             if now >= next_control:
-                osc.send_message(*random_control(rng))
+                address, value = random_control(rng)
+                osc.send_message(address, value)
+                sent.append((now - began, f"{address.rsplit('/', 1)[-1]}={value}"))
                 next_control = now + interval
+            xruns = session.live.processor.xruns
+            if xruns != (events[-1][1] if events else 0):
+                events.append((now - began, xruns, [c for t, c in sent if t > now - began - 1.0]))
             if now >= next_sample:
                 samples.append((now - began, rss_kib()))
                 next_sample = now + 5.0
@@ -108,7 +117,7 @@ def soak(seconds: float, model: str, interval: float, seed: int) -> dict[str, fl
             "clips_generated": metrics.clips_generated, "clips_played": metrics.clips_started,
             "late_clips": metrics.late_clips, "xruns": metrics.xruns, "failures": metrics.failures,
             "callback_us_max": metrics.callback_us_max, "callback_us_mean": metrics.callback_us_mean,
-            "rtf": metrics.real_time_factor}
+            "rtf": metrics.real_time_factor, "xrun_events": events}
 
 
 def main() -> None:
@@ -140,6 +149,10 @@ def main() -> None:
         ("generation real-time factor", "rtf", "{:.3f}"),
     ):
         print(f"{name:<34} {fmt.format(r[key]):>12}")
+    if r["xrun_events"]:
+        print("\nxruns (seconds into the run, total, controls sent in the second before):")
+        for at, total, controls in r["xrun_events"]:
+            print(f"  {at:7.2f} s  {total:3d}  {', '.join(controls)}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ snapshots and single attributes.
 
 from __future__ import annotations
 
-import gc
 import logging
 import queue
 import sys
@@ -27,12 +26,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from bridge.errors import check_range
+from bridge.live.collector import GarbageCollector
 from bridge.live.crossfade import DEFAULT_CROSSFADE_MS, Crossfade
 from bridge.live.loop import SLACK_FRAMES
 from bridge.live.metrics import GenerationStats, LiveMetrics
 from bridge.live.midiring import MidiMessage
 from bridge.live.player import ClipStart
-from bridge.live.priority import DEFAULT_NICE, raise_thread_priority
+from bridge.live.priority import (DEFAULT_NICE, raise_process_priority, raise_thread_priority,
+                                  restore_priorities)
 from bridge.live.processor import DEFAULT_MAX_BLOCK, SOURCE_NAMES, Processor
 from bridge.live.refit import DEFAULT_REFIT_ITERATIONS, Refitter
 from bridge.live.tempo import TempoReading, TempoTracker
@@ -116,6 +117,8 @@ class LiveEngine:
         self._monitor: threading.Thread | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._switch_interval = sys.getswitchinterval()
+        self._priorities: dict[int, int] = {}
+        self.collector = GarbageCollector()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -170,6 +173,9 @@ class LiveEngine:
         self.output.close()
         if self.options.switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
+        restore_priorities(self._priorities)
+        self._priorities = {}
+        self.collector.resume()
 
     def __enter__(self) -> "LiveEngine":
         return self.start()
@@ -238,18 +244,21 @@ class LiveEngine:
                                 self.on_error, opts.retry_seconds, opts.nice)
 
     def _tune_runtime(self) -> None:
-        """Short GIL switch interval for the realtime thread; freeze startup objects out of GC."""
+        """Short GIL switch interval for the realtime thread; every thread of the process at
+        ``options.nice`` (any of them may hold the GIL); garbage collection on the monitor thread."""
         self._switch_interval = sys.getswitchinterval()
+        self._priorities = raise_process_priority(self.options.nice)
         if self.options.switch_interval is not None:
             sys.setswitchinterval(self.options.switch_interval)
-        gc.collect()
-        gc.freeze()
+        self.collector.suspend()
 
     # -- monitor thread -------------------------------------------------------------------
 
     def _watch(self) -> None:
         raise_thread_priority(self.options.nice)
         while not self._stop.wait(self.options.poll_seconds):
+            self.processor.player.release_retired()  # type: ignore[union-attr]
+            self.collector.collect()
             self._dispatch_midi()
             before = self.tracker.reading()  # type: ignore[union-attr]
             if self.tracker.update() is not before:  # type: ignore[union-attr]

@@ -13,6 +13,10 @@ Rules, per bar line reported by the grid:
   cursor on the loop's own bar grid (after a tempo change each bar still starts on its line).
 Every jump (switch, repeat, resync, refit, stop, start) is an equal-power crossfade from the
 continuation of what was playing, so a joint never clicks and never leaves a gap.
+
+A loop the player leaves is not freed in the realtime thread (freeing megabytes of audio
+unmaps memory and can take milliseconds): it goes to a ring of retired loops, and an
+ordinary thread drops them with :meth:`Player.release_retired`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from bridge.live.loop import SLACK_FRAMES, Loop
 
 #: A cursor further than this from its bar's frame at a bar line is moved there (crossfaded).
 RESYNC_FRAMES = 16
+#: Retired loops held for release outside the realtime thread (at most a few retire per bar).
+RETIRED_SLOTS = 32
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,8 @@ class Player:
 
     Realtime contract of :meth:`render`: copies from preallocated arrays with numpy
     ``copyto``/``out=`` forms only, takes no lock, logs nothing, raises nothing for any
-    block length up to ``max_block``.
+    block length up to ``max_block``, and frees no loop (left loops are retired, see
+    :meth:`release_retired`).
     """
 
     def __init__(self, crossfade: Crossfade, max_block: int = 8192) -> None:
@@ -98,6 +105,19 @@ class Player:
         self._fade_which = 0
         self._fade_pos = crossfade.frames
         self._scratch = np.zeros((2, max(max_block, crossfade.frames)), np.float32)
+        self._retired: list[Loop | None] = [None] * RETIRED_SLOTS
+        self.retired_count = 0
+        self._released_count = 0
+
+    def release_retired(self) -> int:
+        """Drop the loops the realtime thread has left, freeing them in the calling (ordinary)
+        thread; returns how many. Call often (the live engine's monitor does, every poll)."""
+        count, released = self.retired_count, 0
+        while self._released_count < count:
+            self._retired[self._released_count % RETIRED_SLOTS] = None
+            self._released_count += 1
+            released += 1
+        return released
 
     def resize(self, max_block: int) -> None:
         """Make room for blocks of ``max_block`` frames (call outside the realtime thread)."""
@@ -169,6 +189,10 @@ class Player:
 
     def _jump(self, loop: Loop, cursor: int) -> None:
         self._begin_fade()
+        leaving = self.current
+        if leaving is not None and leaving is not loop:
+            self._retired[self.retired_count % RETIRED_SLOTS] = leaving
+            self.retired_count += 1
         self.current, self.cursor, self.silent = loop, cursor, False
 
     def _begin_fade(self) -> None:

@@ -36,3 +36,42 @@ def raise_thread_priority(nice: int | None) -> bool:
         log.debug("cannot set thread nice %d: %s", nice, err)
         return False
     return True
+
+
+def raise_process_priority(nice: int | None) -> dict[int, int]:
+    """Give every thread of this process nice value ``nice`` unless it already has a lower one.
+
+    Any Python thread can hold the GIL the realtime callback waits for, so a thread left at
+    the default priority (the main thread, an OSC server thread, JACK's notification thread)
+    can be descheduled by busier processes while holding it. Threads started later inherit
+    the value of the thread that starts them. Returns the previous values of the threads it
+    changed (for :func:`restore_priorities`); empty when ``nice`` is None or not permitted.
+    """
+    changed: dict[int, int] = {}
+    if nice is None:
+        return changed
+    for tid in _thread_ids():
+        try:
+            before = os.getpriority(os.PRIO_PROCESS, tid)
+            if before > nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+                changed[tid] = before
+        except (PermissionError, OSError) as err:  # thread gone, or not permitted
+            log.debug("cannot set nice %d on thread %d: %s", nice, tid, err)
+    return changed
+
+
+def restore_priorities(previous: dict[int, int]) -> None:
+    """Put back the nice values :func:`raise_process_priority` changed (threads still alive)."""
+    for tid, nice in previous.items():
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except (PermissionError, OSError):
+            pass
+
+
+def _thread_ids() -> list[int]:
+    try:
+        return [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        return [threading.get_native_id()]
