@@ -2,9 +2,11 @@
 
 Runs the same Session as ``riff-bridge serve`` (tiny model by default, private JACK server
 when none runs, riff-bridge as timebase master, transport rolling) and sends a random OSC
-control every ``--interval`` seconds. Memory is the resident set of this process and its
-children, sampled every 5 s; growth is measured against the level after the first tenth of
-the run (caches warm), so the table's ratio compares the end with a baseline from the same run.
+control every ``--interval`` seconds (``--controls`` picks the kinds). Memory is the resident
+set of this process and its children, sampled every 5 s; growth compares the median of the
+last tenth of the run with the median of its second tenth (caches warm), a baseline from the
+same run; medians, because one sample can land on a generation's transient peak. With a
+private server, jackd's own log attributes each xrun (driver late, or which client).
 
     .venv/bin/python bench/soak.py --seconds 600
 """
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -50,13 +54,14 @@ def _children(pid: int) -> list[int]:
     return kids + [g for k in kids for g in _children(k)]
 
 
-def random_control(rng: random.Random) -> tuple[str, object]:
-    """One random (address, value) a performer might send."""
-    import os
-    kinds = ("alpha", "alpha", "alpha", "prompt", "seed", "bpm", "bars", "denoising",
-             "guidance", "volume", "negative", "garbage")
-    only = os.environ.get("SOAK_KINDS")
-    choice = rng.choice([k for k in kinds if not only or k in only.split(",")])
+#: Control kinds and their weights (alpha moves most).
+KINDS = ("alpha", "alpha", "alpha", "prompt", "seed", "bpm", "bars", "denoising", "guidance", "volume",
+         "negative", "garbage")
+
+
+def random_control(rng: random.Random, kinds: tuple[str, ...] = KINDS) -> tuple[str, object]:
+    """One random (address, value) a performer might send, of one of ``kinds``."""
+    choice = rng.choice(kinds)
     return {
         "alpha": ("/riff/set/alpha", round(rng.random(), 3)),
         "prompt": (rng.choice(("/riff/set/prompt_a", "/riff/set/prompt_b")), rng.choice(PROMPTS)),
@@ -71,7 +76,14 @@ def random_control(rng: random.Random) -> tuple[str, object]:
     }[choice]
 
 
-def soak(seconds: float, model: str, interval: float, seed: int) -> dict[str, float]:
+def _median(samples: list[tuple[float, tuple[int, int]]], lo: float, hi: float) -> tuple[float, float]:
+    """Median (this process, children) resident KiB over samples taken in [lo, hi) seconds."""
+    window = [kib for t, kib in samples if lo <= t < hi] or [samples[-1][1]]
+    return statistics.median(k[0] for k in window), statistics.median(k[1] for k in window)
+
+
+def soak(seconds: float, model: str, interval: float, seed: int,
+         kinds: tuple[str, ...] = KINDS) -> dict[str, Any]:
     """Run the session; returns the figures for the table."""
     from pythonosc.udp_client import SimpleUDPClient
 
@@ -95,7 +107,7 @@ def soak(seconds: float, model: str, interval: float, seed: int) -> dict[str, fl
         while (now := time.monotonic()) - began < seconds:
             session.tick()
             if now >= next_control:
-                address, value = random_control(rng)
+                address, value = random_control(rng, kinds)
                 osc.send_message(address, value)
                 sent.append((now - began, f"{address.rsplit('/', 1)[-1]}={value}"))
                 next_control = now + interval
@@ -107,8 +119,7 @@ def soak(seconds: float, model: str, interval: float, seed: int) -> dict[str, fl
                 next_sample = now + 5.0
             time.sleep(0.05)
         metrics = session.live.metrics()
-    base = next(kib for t, kib in samples if t >= seconds / 10)
-    end = samples[-1][1]
+    base, end = _median(samples, seconds / 10, seconds / 5), _median(samples, seconds * 0.9, seconds + 1)
     return {"seconds": seconds, "rss_start_mib": sum(samples[0][1]) / 1024, "rss_base_mib": sum(base) / 1024,
             "rss_end_mib": sum(end) / 1024, "rss_peak_mib": max(sum(k) for _, k in samples) / 1024,
             "growth_pct": 100.0 * (sum(end) - sum(base)) / sum(base),
@@ -126,15 +137,21 @@ def main() -> None:
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between random controls")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--controls", default=",".join(sorted(set(KINDS))),
+                        help="comma-separated control kinds to send (default: all)")
     args = parser.parse_args()
-    with ensure_server():
-        r = soak(args.seconds, args.model, args.interval, args.seed)
+    kinds = tuple(k for k in KINDS if k in args.controls.split(","))
+    if not kinds:
+        parser.error(f"--controls: expected some of {', '.join(sorted(set(KINDS)))}; got {args.controls!r}")
+    with ensure_server() as server:
+        r = soak(args.seconds, args.model, args.interval, args.seed, kinds)
+        causes = server.xrun_causes() if server is not None else None
     print(f"\nsoak: {r['seconds']:.0f} s, model {args.model}, a random control every {args.interval:g} s")
     print(f"{'measure':<34} {'value':>12}")
     for name, key, fmt in (
         ("resident memory at start (MiB)", "rss_start_mib", "{:.1f}"),
-        ("baseline after 10% of run (MiB)", "rss_base_mib", "{:.1f}"),
-        ("at end (MiB)", "rss_end_mib", "{:.1f}"),
+        ("baseline, 10-20% of run (MiB)", "rss_base_mib", "{:.1f}"),
+        ("end, last 10% of run (MiB)", "rss_end_mib", "{:.1f}"),
         ("peak (MiB)", "rss_peak_mib", "{:.1f}"),
         ("growth end / baseline (%)", "growth_pct", "{:+.2f}"),
         ("  of which: this process (%)", "parent_growth_pct", "{:+.2f}"),
@@ -149,6 +166,9 @@ def main() -> None:
         ("generation real-time factor", "rtf", "{:.3f}"),
     ):
         print(f"{name:<34} {fmt.format(r[key]):>12}")
+    if causes is not None:
+        told = ", ".join(f"{name} {count}" for name, count in sorted(causes.items())) or "none"
+        print(f"{'xruns by jackd log (cause: count)':<34} {told}")
     if r["xrun_events"]:
         print("\nxruns (seconds into the run, total, controls sent in the second before):")
         for at, total, controls in r["xrun_events"]:

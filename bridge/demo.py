@@ -61,8 +61,8 @@ def run_demo(out_dir: str | Path, model: str = "tiny", bpm: float = 120.0, bars:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with ensure_server() as private:
-        if private:
-            print(f"started a private JACK server {private!r} (dummy backend, 44.1 kHz, 256 frames)")
+        if private is not None:
+            print(f"started a private JACK server {private.name!r} (dummy backend, 44.1 kHz, 256 frames)")
         session, osc = _session(out, model, bpm, bars)
         with session:
             capture = _capture(session, timeout)

@@ -31,6 +31,15 @@ def test_clips_from_the_child_match_the_engine_in_process(child: ChildProcessEng
     np.testing.assert_allclose(clip.mel, local.mel)
 
 
+def test_the_child_runs_under_the_model_policy(child: ChildProcessEngine) -> None:
+    import os
+
+    from bridge.live.priority import MODEL_POLICY, POLICIES
+
+    child.start()
+    assert os.sched_getscheduler(child._process.pid) == POLICIES[MODEL_POLICY]
+
+
 def test_codec_runs_in_the_child(child: ChildProcessEngine) -> None:
     mel = FakeEngine(iterations=4).draw_mel(REQUEST)
     audio = child.codec.mel_to_audio(mel, 50000, 44100)

@@ -141,3 +141,19 @@ def test_midi_clock_drives_bars_and_other_messages_are_queued() -> None:
     assert proc.tempo_source == 2
     assert proc.midi_clock.bpm(RATE) == __import__("pytest").approx(90.0, abs=0.01)
     assert [m.data for m in proc.midi_ring.drain()] == [b"\xb0\x10\x7f"]
+
+
+def test_a_left_loop_is_freed_by_release_retired_not_by_the_realtime_render() -> None:
+    import weakref
+
+    output, proc = _rig(120.0)
+    proc.player.offer = Offer(next=tone_loop(1, freq=220))
+    output.run(_bars(0.5))
+    first = weakref.ref(proc.player.current)
+    proc.player.offer = Offer(next=tone_loop(2, freq=330))  # the offer no longer holds loop 1
+    output.run(_bars(1.5))
+    assert proc.player.current.serial == 2
+    assert first() is not None, "loop 1 was freed inside render (the realtime thread)"
+    assert proc.player.release_retired() == 1
+    assert first() is None
+    assert proc.player.release_retired() == 0

@@ -24,9 +24,9 @@ from typing import Any, Callable
 import numpy as np
 
 from bridge.engine.protocol import CancelCheck, GenerationCancelled
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, ParameterError
 from bridge.live.heap import trim_heap
-from bridge.live.priority import MODEL_NICE, raise_thread_priority
+from bridge.live.priority import MODEL_NICE, MODEL_POLICY, POLICIES, raise_thread_priority, set_scheduling_policy
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,16 @@ class ChildProcessEngine:
     ``start()`` (also called by the first ``generate``) spawns the child and waits up to
     ``start_timeout`` seconds for the engine to load; ``close()`` (or ``with``) ends it. A
     child that dies is restarted by the next call. ``nice``: the child's nice value (default
-    :data:`~bridge.live.priority.MODEL_NICE`; None leaves it).
+    :data:`~bridge.live.priority.MODEL_NICE`; None leaves it); ``policy``: its scheduling
+    policy, one of :data:`~bridge.live.priority.POLICIES` (default
+    :data:`~bridge.live.priority.MODEL_POLICY`; None leaves it).
     """
 
     def __init__(self, factory: Callable[[], Any], start_timeout: float = 600.0,
-                 nice: int | None = MODEL_NICE) -> None:
-        self.factory, self.start_timeout, self.nice = factory, start_timeout, nice
+                 nice: int | None = MODEL_NICE, policy: str | None = MODEL_POLICY) -> None:
+        if policy is not None and policy not in POLICIES:
+            raise ParameterError("policy", f"one of {', '.join(POLICIES)}", policy)
+        self.factory, self.start_timeout, self.nice, self.policy = factory, start_timeout, nice, policy
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None
         self._conn: Any = None
@@ -131,7 +135,7 @@ class ChildProcessEngine:
         if self._process is not None and self._process.is_alive():
             return
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_serve, args=(self.factory, child, self._cancel, self.nice),
+        process = self._context.Process(target=_serve, args=(self.factory, child, self._cancel, self.nice, self.policy),
                                         name="riff-bridge-generator", daemon=True)
         process.start()
         child.close()
@@ -164,12 +168,13 @@ class _ChildCodec:
         return self._owner._call(("decode", np.asarray(mel), num_samples, sample_rate), None)
 
 
-def _serve(factory: Callable[[], Any], conn: Any, cancel: Any, nice: int | None) -> None:
+def _serve(factory: Callable[[], Any], conn: Any, cancel: Any, nice: int | None, policy: str | None) -> None:
     """Child main loop: build the engine, then answer generate/decode until told to stop."""
     # Each clip length is a new convolution shape; oneDNN caches primitives per shape (1024 by
     # default), which grows memory all session long. Set before torch is imported here.
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE))
     raise_thread_priority(nice)
+    set_scheduling_policy(policy)
     try:
         engine = factory()
     except BaseException as err:  # report any load failure to the parent

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
-from typing import Iterator
+from typing import Any, Iterator
 
 from bridge.errors import BridgeError
 
@@ -32,6 +34,7 @@ class JackServer:
         self.period = period
         self.realtime = realtime
         self.process: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
 
     def command(self) -> list[str]:
         """The jackd command line."""
@@ -47,13 +50,15 @@ class JackServer:
         """Start jackd and wait until a client can connect; raises JackServerError."""
         if shutil.which("jackd") is None:
             raise JackServerError("jackd not found: install jackd2 (apt-get install jackd2)")
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, env=self.env())
+        # A file, not a pipe: nobody drains a pipe while the server runs, and a full one would
+        # stall jackd's logging (it reports every xrun).
+        self._log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=self._log,
+                                        env=self.env())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                raise JackServerError(f"jackd exited with {self.process.returncode}: {err.strip()[-400:]}")
+                raise JackServerError(f"jackd exited with {self.process.returncode}: {self.log()[-400:]}")
             if self.is_up():
                 return self
             time.sleep(0.1)
@@ -65,16 +70,33 @@ class JackServer:
         probe = subprocess.run(["jack_lsp"], env=self.env(), capture_output=True, timeout=5)
         return probe.returncode == 0
 
+    def log(self) -> str:
+        """What jackd has written to stderr so far."""
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace").strip()
+
+    def xrun_causes(self) -> dict[str, int]:
+        """jackd's own account of its xruns: ``driver`` (its cycle started late) and, per
+        client name, the cycles that client had not finished in time."""
+        causes: dict[str, int] = {}
+        for line in self.log().splitlines():
+            if "Driver::Process XRun" in line:
+                causes["driver"] = causes.get("driver", 0) + 1
+            elif (found := re.search(r"client = (.+?) was not finished", line)) is not None:
+                causes[found.group(1)] = causes.get(found.group(1), 0) + 1
+        return causes
+
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate jackd (kill after ``timeout``)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def __enter__(self) -> "JackServer":
         return self.start()
@@ -94,8 +116,8 @@ def server_running(name: str | None = None) -> bool:
 
 
 @contextlib.contextmanager
-def ensure_server(sample_rate: int = 44100, period: int = 256) -> Iterator[str | None]:
-    """Use the running JACK server (yields None), or run a private one meanwhile (yields its name).
+def ensure_server(sample_rate: int = 44100, period: int = 256) -> Iterator[JackServer | None]:
+    """Use the running JACK server (yields None), or run a private one meanwhile (yields it).
 
     While the private server runs, JACK_DEFAULT_SERVER points at it for this process and its
     children; the previous environment is restored afterwards.
@@ -107,7 +129,7 @@ def ensure_server(sample_rate: int = 44100, period: int = 256) -> Iterator[str |
         saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
         os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")
         try:
-            yield server.name
+            yield server
         finally:
             for key, value in saved.items():
                 if value is None:

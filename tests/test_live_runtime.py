@@ -1,0 +1,95 @@
+"""Interpreter settings of a live session: garbage collection off the realtime thread, and
+every thread of the process at the engine's priority."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import weakref
+
+import pytest
+
+from bridge.live.collector import GarbageCollector
+from bridge.live.priority import raise_process_priority, restore_priorities
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def _cycle() -> weakref.ref:
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+def test_collector_turns_automatic_collection_off_and_collects_when_a_threshold_is_passed() -> None:
+    collector = GarbageCollector()
+    limits = gc.get_threshold()
+    was_enabled = gc.isenabled()
+    try:
+        collector.suspend()
+        assert not gc.isenabled()
+        gc.set_threshold(50, limits[1], limits[2])
+        garbage = _cycle()
+        kept = [_Node() for _ in range(100)]  # past the threshold: automatic GC would run now
+        assert gc.get_count()[0] >= 50 and garbage() is not None
+        assert collector.collect() >= 0
+        assert garbage() is None
+        assert collector.collect() == -1  # counts were reset: nothing due
+    finally:
+        gc.set_threshold(*limits)
+        collector.resume()
+        gc.unfreeze()
+    assert gc.isenabled() == was_enabled
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="lowering nice values needs root")
+def test_process_priority_reaches_threads_started_before_and_is_restored() -> None:
+    release = threading.Event()
+    ids: list[int] = []
+
+    def idle() -> None:
+        ids.append(threading.get_native_id())
+        release.wait(10)
+
+    thread = threading.Thread(target=idle)
+    thread.start()
+    while not ids:
+        pass
+    before = os.getpriority(os.PRIO_PROCESS, ids[0])
+    previous = raise_process_priority(before - 3)
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, ids[0]) == before - 3
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) <= before - 3
+    finally:
+        restore_priorities(previous)
+        release.set()
+        thread.join()
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+    assert raise_process_priority(None) == {}
+
+
+def test_scheduling_policy_applies_to_the_calling_thread_and_names_bad_values() -> None:
+    from bridge.errors import ParameterError
+    from bridge.live.childengine import ChildProcessEngine
+    from bridge.live.priority import POLICIES, set_scheduling_policy
+
+    seen: list[int] = []
+
+    def worker() -> None:
+        assert set_scheduling_policy("idle")
+        seen.append(os.sched_getscheduler(0))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [POLICIES["idle"]]
+    assert os.sched_getscheduler(0) == POLICIES["normal"]  # the caller's thread is untouched
+    assert not set_scheduling_policy(None)
+    with pytest.raises(ParameterError, match=r"policy: expected one of normal, batch, idle, got 'fast'"):
+        set_scheduling_policy("fast")
+    with pytest.raises(ParameterError, match="policy"):
+        ChildProcessEngine(dict, policy="fast")
