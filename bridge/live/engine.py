@@ -28,6 +28,7 @@ from typing import Any, Callable, Protocol
 from bridge.errors import check_range
 from bridge.live.collector import GarbageCollector
 from bridge.live.crossfade import DEFAULT_CROSSFADE_MS, Crossfade
+from bridge.live.heap import tune_heap
 from bridge.live.loop import SLACK_FRAMES
 from bridge.live.metrics import GenerationStats, LiveMetrics
 from bridge.live.midiring import MidiMessage
@@ -248,6 +249,7 @@ class LiveEngine:
         ``options.nice`` (any of them may hold the GIL); garbage collection on the monitor thread."""
         self._switch_interval = sys.getswitchinterval()
         self._priorities = raise_process_priority(self.options.nice)
+        tune_heap()
         if self.options.switch_interval is not None:
             sys.setswitchinterval(self.options.switch_interval)
         self.collector.suspend()

@@ -28,3 +28,22 @@ def trim_heap() -> bool:
     """Give free heap pages back to the OS; True when glibc did release some."""
     libc = _libc()
     return bool(libc.malloc_trim(0)) if libc is not None else False
+
+
+#: glibc ``mallopt`` parameters (malloc.h).
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8
+#: Blocks at least this large are mapped on their own and unmapped when freed (glibc's default
+#: threshold rises with every large free, up to 32 MiB, and then large blocks stay in the heap).
+MMAP_THRESHOLD = 256 * 1024
+#: Heap arenas (glibc's default is 8 per core: each busy thread's garbage in its own arena).
+ARENA_MAX = 2
+
+
+def tune_heap(mmap_threshold: int = MMAP_THRESHOLD, arena_max: int = ARENA_MAX) -> bool:
+    """Fix glibc's mmap threshold and arena count for a process whose block sizes change all
+    session (tensors of every clip length): large blocks then go back to the system when freed,
+    and few arenas fragment. Call before the heavy imports. True when glibc took both."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) & bool(libc.mallopt(M_ARENA_MAX, arena_max))
