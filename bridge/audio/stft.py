@@ -17,9 +17,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-#: Windows and inverse envelopes, least recently used first (bounded: clip lengths vary live).
+#: Windows and inverse envelopes, least recently used first (bounded: clip lengths vary live,
+#: and an envelope is up to ~1 MB; 8 covers the lengths in flight: playing, refit, next).
 _CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-CACHE_SIZE = 32
+CACHE_SIZE = 8
 
 
 def _cached(key: tuple, make: Callable[[], torch.Tensor]) -> torch.Tensor:
