@@ -29,13 +29,15 @@ class Capture:
     sample_rate: int
 
     def bar_starts(self) -> dict[int, float]:
-        """Transport frame where each bar began, from the BBT the timebase master published."""
-        starts: dict[int, float] = {}
+        """Transport frame where each bar began, from the BBT the timebase master published:
+        per bar, the median of every block's estimate (a block after an xrun can carry the
+        previous cycle's BBT; one such block must not move a bar line)."""
+        estimates: dict[int, list[float]] = {}
         for frame, rolling, valid, bar, beat, tick, tpb, bpm, _ in self.transport:
-            if rolling and valid and bpm > 0 and int(bar) not in starts:
+            if rolling and valid and bpm > 0:
                 into_bar = ((beat - 1) * tpb + tick) / tpb * 60.0 / bpm * self.sample_rate
-                starts[int(bar)] = frame - into_bar
-        return starts
+                estimates.setdefault(int(bar), []).append(frame - into_bar)
+        return {bar: float(np.median(values)) for bar, values in estimates.items()}
 
 
 class JackCapture:

@@ -25,7 +25,7 @@ import numpy as np
 
 from bridge.engine.protocol import CancelCheck, GenerationCancelled
 from bridge.errors import BridgeError, ParameterError
-from bridge.live.heap import trim_heap, tune_heap
+from bridge.live.heap import ARENA_MAX, trim_heap, tune_heap
 from bridge.live.priority import MODEL_NICE, MODEL_POLICY, POLICIES, raise_thread_priority, set_scheduling_policy
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def _serve(factory: Callable[[], Any], conn: Any, cancel: Any, nice: int | None,
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE))
     raise_thread_priority(nice)
     set_scheduling_policy(policy)
-    tune_heap(MODEL_MMAP_THRESHOLD)
+    tune_heap(MODEL_MMAP_THRESHOLD, ARENA_MAX)
     try:
         engine = factory()
     except BaseException as err:  # report any load failure to the parent

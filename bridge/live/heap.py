@@ -39,11 +39,14 @@ MMAP_THRESHOLD = 256 * 1024
 ARENA_MAX = 2
 
 
-def tune_heap(mmap_threshold: int = MMAP_THRESHOLD, arena_max: int = ARENA_MAX) -> bool:
-    """Fix glibc's mmap threshold and arena count for a process whose block sizes change all
-    session (tensors of every clip length): large blocks then go back to the system when freed,
-    and few arenas fragment. Call before the heavy imports. True when glibc took both."""
+def tune_heap(mmap_threshold: int = MMAP_THRESHOLD, arena_max: int | None = None) -> bool:
+    """Fix glibc's mmap threshold (and, given ``arena_max``, the arena count) for a process whose
+    block sizes change all session (clips and tensors of every length): large blocks then go
+    back to the system when freed, and few arenas fragment less. Not ``arena_max`` in a process
+    with a realtime thread: threads sharing an arena wait on its lock. Call before the heavy
+    imports. True when glibc took every setting."""
     libc = _libc()
     if libc is None or not hasattr(libc, "mallopt"):
         return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) & bool(libc.mallopt(M_ARENA_MAX, arena_max))
+    done = bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold))
+    return done and (arena_max is None or bool(libc.mallopt(M_ARENA_MAX, arena_max)))
