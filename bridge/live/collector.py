@@ -18,7 +18,6 @@ class GarbageCollector:
 
     def __init__(self) -> None:
         self._was_enabled = gc.isenabled()
-        self.collections = [0, 0, 0]
 
     def suspend(self) -> None:
         """Collect once, freeze what is alive, and turn automatic collection off."""
@@ -35,7 +34,6 @@ class GarbageCollector:
             return -1
         generation = 2 if count1 >= limit1 and count2 >= limit2 else 1 if count1 >= limit1 else 0
         gc.collect(generation)
-        self.collections[generation] += 1
         return generation
 
     def resume(self) -> None:
