@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.live.server import ensure_server  # noqa: E402
+from bridge.live.server import PRIVATE_PERIOD, ensure_server  # noqa: E402
 
 PROMPTS = ("dusty lo-fi drums", "bright synthwave arpeggio", "deep house chords", "jazz trio brushes",
            "minimal techno kick", "ambient pads with rain")
@@ -128,7 +128,14 @@ def soak(seconds: float, model: str, interval: float, seed: int,
             "clips_generated": metrics.clips_generated, "clips_played": metrics.clips_started,
             "late_clips": metrics.late_clips, "xruns": metrics.xruns, "failures": metrics.failures,
             "callback_us_max": metrics.callback_us_max, "callback_us_mean": metrics.callback_us_mean,
-            "rtf": metrics.real_time_factor, "xrun_events": events}
+            "rtf": metrics.real_time_factor, "xrun_events": events, "samples": samples}
+
+
+def write_trace(path: Path, samples: list[tuple[float, tuple[int, int]]]) -> None:
+    """The memory samples as CSV (refuses to replace an existing file)."""
+    with path.open("x") as out:
+        out.write("seconds,parent_kib,children_kib\n")
+        out.writelines(f"{t:.1f},{parent},{children}\n" for t, (parent, children) in samples)
 
 
 def main() -> None:
@@ -137,16 +144,26 @@ def main() -> None:
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between random controls")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--period", type=int, default=PRIVATE_PERIOD,
+                        help=f"frames per period of the private JACK server (default {PRIVATE_PERIOD})")
+    parser.add_argument("--trace", type=Path, default=None,
+                        help="also write the memory samples (seconds, KiB this process, KiB children) as CSV")
     parser.add_argument("--controls", default=",".join(sorted(set(KINDS))),
                         help="comma-separated control kinds to send (default: all)")
     args = parser.parse_args()
     kinds = tuple(k for k in KINDS if k in args.controls.split(","))
     if not kinds:
         parser.error(f"--controls: expected some of {', '.join(sorted(set(KINDS)))}; got {args.controls!r}")
-    with ensure_server() as server:
+    if args.trace is not None and args.trace.exists():
+        parser.error(f"--trace: expected a file that does not exist yet; got {str(args.trace)!r}")
+    with ensure_server(period=args.period) as server:
         r = soak(args.seconds, args.model, args.interval, args.seed, kinds)
         causes = server.xrun_causes() if server is not None else None
-    print(f"\nsoak: {r['seconds']:.0f} s, model {args.model}, a random control every {args.interval:g} s")
+        period = server.period if server is not None else "the running server's"
+    if args.trace is not None:
+        write_trace(args.trace, r["samples"])
+    print(f"\nsoak: {r['seconds']:.0f} s, model {args.model}, a random control every {args.interval:g} s,"
+          f" JACK period {period} frames")
     print(f"{'measure':<34} {'value':>12}")
     for name, key, fmt in (
         ("resident memory at start (MiB)", "rss_start_mib", "{:.1f}"),

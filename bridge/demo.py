@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.live.server import ensure_server
+from bridge.live.server import PRIVATE_PERIOD, ensure_server
 
 #: (clips played before the step, OSC address, value): the scripted performance.
 SCRIPT: tuple[tuple[int, str, Any], ...] = (
@@ -56,13 +56,15 @@ class DemoResult:
 
 
 def run_demo(out_dir: str | Path, model: str = "tiny", bpm: float = 120.0, bars: int = 2,
-             clips: int = DEMO_CLIPS, timeout: float = 240.0) -> DemoResult:
-    """Run the scripted session; writes into ``out_dir`` and returns the figures."""
+             clips: int = DEMO_CLIPS, timeout: float = 240.0, period: int = PRIVATE_PERIOD) -> DemoResult:
+    """Run the scripted session; writes into ``out_dir`` and returns the figures. ``period``:
+    frames per period of the private JACK server, when one is started."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with ensure_server() as private:
+    with ensure_server(period=period) as private:
         if private is not None:
-            print(f"started a private JACK server {private.name!r} (dummy backend, 44.1 kHz, 256 frames)")
+            print(f"started a private JACK server {private.name!r} (dummy backend, "
+                  f"{private.sample_rate} Hz, {private.period} frames)")
         session, osc = _session(out, model, bpm, bars)
         with session:
             capture = _capture(session, timeout)

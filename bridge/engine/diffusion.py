@@ -2,15 +2,18 @@
 
 Recipe of :meth:`DiffusionEngine.generate`:
   1. inputs: the seed image (built-in, image or audio file) and mask fitted to the request's
-     generation width (:mod:`bridge.engine.seeds`, :mod:`bridge.engine.mask`);
+     generation width (:mod:`bridge.engine.seeds`, :mod:`bridge.engine.mask`), then wrapped
+     on to the canvas width (:mod:`bridge.engine.canvas`: a multiple of 64 px);
   2. text: the embeddings of prompt A and prompt B (cached) interpolated linearly with
      alpha; the negative prompt's embedding is the unconditional one (empty prompt if none);
-  3. noise: seed A's and seed B's latent noise (CPU generators) interpolated spherically;
+  3. noise: seed A's and seed B's latent noise (CPU generators, canvas-wide) interpolated
+     spherically;
   4. denoising (:class:`~bridge.engine.pipeline.SpectrogramDiffusion`), interruptible
      between steps; strength = the request's denoising (one value, so its interpolation
      between endpoints is the identity, as is guidance's);
   5. image: with a mask, the kept (black) region of the seed image pasted back in pixel
-     space, so it is preserved exactly; with strength 0, the seed image itself;
+     space, so it is preserved exactly, and cropped from the canvas to the generation
+     width; with strength 0, the seed image itself;
   6. audio: the image's mel decoded by the codec to exactly ``num_samples`` frames at
      ``sample_rate``, duplicated to stereo.
 Alpha 0 reproduces endpoint A exactly and alpha 1 endpoint B (both interpolations return
@@ -27,6 +30,7 @@ from PIL import Image
 
 from bridge.audio.codec import SpectrogramCodec
 from bridge.audio.image import decode_image
+from bridge.engine.canvas import Canvas, canvas_width
 from bridge.engine.clip import Clip
 from bridge.engine.embedding import PromptEncoder
 from bridge.engine.loader import DEFAULT_MODEL, ModelComponents, ModelSpec, load_model
@@ -80,11 +84,14 @@ class DiffusionEngine:
         watch = Stopwatch(self.components.device)
         with watch.stage("inputs"):
             seed, mask = self.inputs(request)
-        job = self.job(request, seed, mask, watch)
+            canvas = Canvas(request.generation_width())
+            seed_canvas, mask_canvas = canvas.pad_image(seed), canvas.pad_mask(mask)
+        job = self.job(request, seed_canvas, mask_canvas, watch)
         if seed is not None and job.denoising_steps() == 0:
             image = seed.copy()
         else:
-            image = self.finish_image(self.pipeline(job, cancel, watch, self.progress), seed, mask)
+            pixels = self.pipeline(job, cancel, watch, self.progress)
+            image = canvas.crop(self.finish_image(pixels, seed_canvas, mask_canvas))
         if cancel is not None and cancel():
             raise GenerationCancelled("cancelled before phase recovery")
         with watch.stage("codec"):
@@ -117,7 +124,7 @@ class DiffusionEngine:
         with watch.stage("text_encoder"):
             text = lerp(request.alpha, self.prompts.encode(request.prompt_a), self.prompts.encode(prompt_b))
             negative = self.prompts.encode(request.negative)
-        shape = self.latent_shape(request.generation_width())
+        shape = self.latent_shape(canvas_width(request.generation_width()))
         noise = slerp(request.alpha, seeded_noise(request.seed_a, shape), seeded_noise(seed_b, shape))
         return DiffusionJob(
             text=text, negative=negative, noise=noise, guidance=request.guidance,

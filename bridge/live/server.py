@@ -15,6 +15,14 @@ from typing import Any, Iterator
 from bridge.errors import BridgeError
 
 
+#: Frames per period of the private server that demos and benchmarks start when none runs:
+#: jackd's own default for the dummy backend (23 ms at 44.1 kHz). No DAW shares a private
+#: server, and loops switch on bar lines, so its latency costs nothing audible; at 256 frames
+#: (5.8 ms) a 2-core virtual machine misses deadlines now and then even for a C client
+#: (``bench/soak.py --period 256``; README, "Realtime path").
+PRIVATE_PERIOD = 1024
+
+
 class JackServerError(BridgeError):
     """jackd is missing or did not come up."""
 
@@ -116,7 +124,7 @@ def server_running(name: str | None = None) -> bool:
 
 
 @contextlib.contextmanager
-def ensure_server(sample_rate: int = 44100, period: int = 256) -> Iterator[JackServer | None]:
+def ensure_server(sample_rate: int = 44100, period: int = PRIVATE_PERIOD) -> Iterator[JackServer | None]:
     """Use the running JACK server (yields None), or run a private one meanwhile (yields it).
 
     While the private server runs, JACK_DEFAULT_SERVER points at it for this process and its
