@@ -3,9 +3,11 @@
 Runs the same Session as ``riff-bridge serve`` (tiny model by default, private JACK server
 when none runs, riff-bridge as timebase master, transport rolling) and sends a random OSC
 control every ``--interval`` seconds (``--controls`` picks the kinds). Memory is the resident
-set of this process and its children, sampled every 5 s; growth compares the median of the
-last tenth of the run with the median of its second tenth (caches warm), a baseline from the
-same run; medians, because one sample can land on a generation's transient peak. With a
+set of this process and its children, sampled every second; growth compares the median of
+the last tenth of the run with the median of its second tenth (caches warm), a baseline from
+the same run; medians, because one sample can land on a generation's transient peak. The
+floor (the lowest sample of each window: memory kept between generations) is reported too,
+as what a leak would raise. With a
 private server, jackd's own log attributes each xrun (driver late, or which client).
 
     .venv/bin/python bench/soak.py --seconds 600
@@ -54,6 +56,9 @@ def _children(pid: int) -> list[int]:
     return kids + [g for k in kids for g in _children(k)]
 
 
+#: Seconds between memory samples.
+SAMPLE_SECONDS = 1.0
+
 #: Control kinds and their weights (alpha moves most).
 KINDS = ("alpha", "alpha", "alpha", "prompt", "seed", "bpm", "bars", "denoising", "guidance", "volume",
          "negative", "garbage")
@@ -76,10 +81,11 @@ def random_control(rng: random.Random, kinds: tuple[str, ...] = KINDS) -> tuple[
     }[choice]
 
 
-def _median(samples: list[tuple[float, tuple[int, int]]], lo: float, hi: float) -> tuple[float, float]:
-    """Median (this process, children) resident KiB over samples taken in [lo, hi) seconds."""
+def _window(samples: list[tuple[float, tuple[int, int]]], lo: float, hi: float,
+            pick: Any = statistics.median) -> tuple[float, float]:
+    """``pick`` (median, min...) of (this process, children) resident KiB over samples in [lo, hi) s."""
     window = [kib for t, kib in samples if lo <= t < hi] or [samples[-1][1]]
-    return statistics.median(k[0] for k in window), statistics.median(k[1] for k in window)
+    return pick(k[0] for k in window), pick(k[1] for k in window)
 
 
 def soak(seconds: float, model: str, interval: float, seed: int,
@@ -116,15 +122,18 @@ def soak(seconds: float, model: str, interval: float, seed: int,
                 events.append((now - began, xruns, [c for t, c in sent if t > now - began - 1.0]))
             if now >= next_sample:
                 samples.append((now - began, rss_kib()))
-                next_sample = now + 5.0
+                next_sample = now + SAMPLE_SECONDS
             time.sleep(0.05)
         metrics = session.live.metrics()
-    base, end = _median(samples, seconds / 10, seconds / 5), _median(samples, seconds * 0.9, seconds + 1)
+    base, end = _window(samples, seconds / 10, seconds / 5), _window(samples, seconds * 0.9, seconds + 1)
+    floor_base = sum(_window(samples, seconds / 10, seconds / 5, min))
+    floor_end = sum(_window(samples, seconds * 0.9, seconds + 1, min))
     return {"seconds": seconds, "rss_start_mib": sum(samples[0][1]) / 1024, "rss_base_mib": sum(base) / 1024,
             "rss_end_mib": sum(end) / 1024, "rss_peak_mib": max(sum(k) for _, k in samples) / 1024,
             "growth_pct": 100.0 * (sum(end) - sum(base)) / sum(base),
             "parent_growth_pct": 100.0 * (end[0] - base[0]) / base[0],
             "child_growth_pct": 100.0 * (end[1] - base[1]) / base[1] if base[1] else 0.0,
+            "floor_growth_pct": 100.0 * (floor_end - floor_base) / floor_base,
             "clips_generated": metrics.clips_generated, "clips_played": metrics.clips_started,
             "late_clips": metrics.late_clips, "xruns": metrics.xruns, "failures": metrics.failures,
             "callback_us_max": metrics.callback_us_max, "callback_us_mean": metrics.callback_us_mean,
@@ -173,6 +182,7 @@ def main() -> None:
         ("growth end / baseline (%)", "growth_pct", "{:+.2f}"),
         ("  of which: this process (%)", "parent_growth_pct", "{:+.2f}"),
         ("  model process (%)", "child_growth_pct", "{:+.2f}"),
+        ("floor growth, lowest samples (%)", "floor_growth_pct", "{:+.2f}"),
         ("clips generated", "clips_generated", "{:d}"),
         ("clips played", "clips_played", "{:d}"),
         ("late clips", "late_clips", "{:d}"),

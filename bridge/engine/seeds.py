@@ -32,6 +32,9 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".mp3")
 DEFAULT_BPM = 120.0
 _RATE = 44100
 _ALLOWED = "a built-in name (" + ", ".join(BUILTIN_SEEDS) + ") or an image or audio file"
+#: Seed images kept per kind (one per tempo and length: a 4-bar image is up to 1.6 MB, and a
+#: live session only reuses the current tempo's and the one before).
+CACHED_SEEDS = 4
 
 
 def seed_image(source: str, request: GenerationRequest, codec: SpectrogramCodec | None = None) -> Image.Image:
@@ -79,7 +82,7 @@ def fit_image(image: Image.Image, width: int, height: int) -> Image.Image:
     return rgb.resize((width, height), Image.Resampling.BICUBIC)
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=CACHED_SEEDS)
 def _builtin(name: str, bpm: float, beats_per_bar: int, samples: int, width: int, height: int) -> Image.Image:
     if name == "silence":
         return Image.new("RGB", (width, height), (255, 255, 255))
@@ -87,12 +90,12 @@ def _builtin(name: str, bpm: float, beats_per_bar: int, samples: int, width: int
     return fit_image(SpectrogramCodec().audio_to_image(audio, _RATE), width, height)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=CACHED_SEEDS)
 def _from_image(path: str, stamp: int, width: int, height: int) -> Image.Image:
     return fit_image(load_image(path), width, height)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=CACHED_SEEDS)
 def _from_audio(path: str, stamp: int, seconds: float, width: int, codec: SpectrogramCodec) -> Image.Image:
     audio, rate = read_audio(path)
     frames = round(seconds * rate)
