@@ -31,13 +31,21 @@ class Capture:
     def bar_starts(self) -> dict[int, float]:
         """Transport frame where each bar began, from the BBT the timebase master published:
         per bar, the median of every block's estimate (a block after an xrun can carry the
-        previous cycle's BBT; one such block must not move a bar line)."""
+        previous cycle's BBT; one such block must not move a bar line). The line that ends
+        the last bar logged is included, at that bar's tempo: a clip that starts on it inside
+        the last block (with 1024-frame blocks, often) has its line."""
         estimates: dict[int, list[float]] = {}
-        for frame, rolling, valid, bar, beat, tick, tpb, bpm, _ in self.transport:
+        bar_frames = 0.0
+        for frame, rolling, valid, bar, beat, tick, tpb, bpm, beats_per_bar in self.transport:
             if rolling and valid and bpm > 0:
                 into_bar = ((beat - 1) * tpb + tick) / tpb * 60.0 / bpm * self.sample_rate
                 estimates.setdefault(int(bar), []).append(frame - into_bar)
-        return {bar: float(np.median(values)) for bar, values in estimates.items()}
+                bar_frames = beats_per_bar * 60.0 / bpm * self.sample_rate
+        starts = {bar: float(np.median(values)) for bar, values in estimates.items()}
+        if starts:  # the line ending the last bar logged (a clip may start on it as the log stops)
+            last = max(starts)
+            starts[last + 1] = starts[last] + bar_frames
+        return starts
 
 
 class JackCapture:

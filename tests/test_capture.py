@@ -27,7 +27,7 @@ def test_bar_lines_survive_a_block_whose_frame_and_bbt_disagree() -> None:
     rows[first_of_bar_2] = _row(odd - 3 * BLOCK, odd / PER_BAR)
     capture = Capture(np.zeros((10, 2), np.float32), 0, np.array(rows), RATE)
     starts = capture.bar_starts()
-    assert set(starts) == {1, 2, 3}
+    assert set(starts) == {1, 2, 3, 4}
     assert max(abs(starts[bar] - (bar - 1) * PER_BAR) for bar in starts) < 1.0
 
     class Start:
@@ -35,3 +35,17 @@ def test_bar_lines_survive_a_block_whose_frame_and_bbt_disagree() -> None:
             self.frame, self.new = frame, True
 
     assert max(alignment_errors([Start(PER_BAR), Start(2 * PER_BAR + 5)], starts)) < 6.0
+
+
+def test_the_line_ending_the_last_logged_bar_is_known() -> None:
+    """The log stops inside the block where a clip starts on the next bar line."""
+    block = 1024
+    frames = np.arange(0, 3 * PER_BAR - 100, block, dtype=float)
+    capture = Capture(np.zeros((10, 2), np.float32), 0, np.array([_row(f, f / PER_BAR) for f in frames]), RATE)
+    starts = capture.bar_starts()
+    assert max(starts) == 4 and abs(starts[4] - 3 * PER_BAR) < 1.0
+
+    class Start:
+        frame, new = 3 * PER_BAR, True
+
+    assert alignment_errors([Start()], starts) == [0.0]
