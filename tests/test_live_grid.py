@@ -1,15 +1,17 @@
-"""Pure logic of the live engine: bar grid, own clock, timebase, MIDI clock and ring, walk."""
+"""The native core's bar grid, own clock, timebase, MIDI clock and MIDI ring, driven offline
+(OfflineOutput + Core, no JACK), and the pure logic of the crossfade and the seed walk."""
 
 from __future__ import annotations
+
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 
+from bridge.live.core import BarLine, Core
 from bridge.live.crossfade import Crossfade
-from bridge.live.grid import BarGrid, BlockPosition, OwnClock
-from bridge.live.midiclock import MidiClock
-from bridge.live.midiring import MidiRing
-from bridge.live.timebase import Timebase, TransportPosition
+from bridge.live.offline import OfflineOutput, OfflineTransport
+from bridge.live.timebase import POSITION_BBT, TRANSPORT_ROLLING, Timebase, new_position
 from bridge.live.walk import Point, SeedWalk
 from bridge.state import ControlState
 from bridge.timing import Meter, Tempo
@@ -17,19 +19,35 @@ from bridge.timing import Meter, Tempo
 RATE, BLOCK = 44100, 256
 
 
-def _lines_from_bbt(fill, blocks: int, block: int = BLOCK) -> list[tuple[int, int, bool]]:
-    """(frame of bar line, bar, relocated) reported by a BarGrid fed BBT from ``fill(pos, frame)``."""
-    grid, out, pos, lines = BarGrid(), BlockPosition(), TransportPosition(), []
-    for k in range(blocks):
-        frame = k * block
-        fill(pos, frame)
-        fpbeat = RATE * 60.0 / pos.beats_per_minute
-        into = ((pos.beat - 1) + pos.tick / pos.ticks_per_beat) * fpbeat
-        out.clear(frame, 1)
-        grid.update(out, frame, block, pos.bar - 1, frame - into, fpbeat * pos.beats_per_bar,
-                    2 * fpbeat / pos.ticks_per_beat + 2)
-        if out.bar_offset >= 0:
-            lines.append((frame + out.bar_offset, out.bar, out.relocated))
+class FilledTransport:
+    """A rolling transport whose BBT comes from ``fill(pos, frame)`` (an independent master)."""
+
+    def __init__(self, fill: Callable[[Any, int], None]) -> None:
+        self.fill, self.frame, self._pos = fill, 0, new_position()
+
+    def query(self) -> tuple[int, Any]:
+        self._pos.frame = self.frame
+        self.fill(self._pos, self.frame)
+        return TRANSPORT_ROLLING, self._pos
+
+    def advance(self, frames: int) -> None:
+        self.frame += frames
+
+
+def _output(transport: Any = None, bpm: float = 120.0, free_run: bool = False,
+            block: int = BLOCK) -> OfflineOutput:
+    output = OfflineOutput(RATE, block, transport or OfflineTransport(RATE))
+    output.attach(Core(RATE, Tempo(bpm).frames_per_bar(RATE), Crossfade.for_rate(RATE), free_run))
+    return output
+
+
+def _lines(output: OfflineOutput, blocks: int, block: int | None = None) -> list[BarLine]:
+    """Run ``blocks`` blocks, draining bar lines as the engine's monitor does (the log holds 1024)."""
+    lines: list[BarLine] = []
+    for done in range(0, blocks, 500):
+        output.run(min(500, blocks - done), block)
+        lines += output.core.drain_bar_lines()  # type: ignore[union-attr]
+        output.blocks.clear()
     return lines
 
 
@@ -43,35 +61,41 @@ def test_crossfade_is_equal_power_and_starts_at_the_joint() -> None:
 
 @pytest.mark.parametrize("bpm", [120.0, 97.3, 174.0])
 def test_bar_lines_from_timebase_bbt_fall_on_exact_bar_frames(bpm: float) -> None:
-    timebase = Timebase(Tempo(bpm), RATE)
-    lines = _lines_from_bbt(timebase.fill, 2000)
+    output = _output(OfflineTransport(RATE, Tempo(bpm)), bpm)
+    lines = _lines(output, 2000)
     fpb = Tempo(bpm).frames_per_bar(RATE)
     expected = [round(k * fpb) for k in range(len(lines))]
-    assert [bar for _, bar, _ in lines] == list(range(len(lines)))
-    assert max(abs(f - e) for (f, _, _), e in zip(lines, expected)) <= 1
+    assert [line.bar for line in lines] == list(range(len(lines)))
+    assert max(abs(line.frame - e) for line, e in zip(lines, expected)) <= 1
+    assert all(line.jack_frame == line.frame and line.source == "transport" for line in lines)
+    assert all(line.frames_per_bar == pytest.approx(fpb) for line in lines)
     assert len(lines) == int(2000 * BLOCK / fpb) + 1
+    assert output.core.counter("bars_lost") == 0  # type: ignore[union-attr]
 
 
 def test_truncated_ticks_give_stable_lines_within_a_tick() -> None:
     bpm = 133.0
     fpbeat = RATE * 60 / bpm
 
-    def fill(pos: TransportPosition, frame: int) -> None:  # an independent master, ticks floored
+    def fill(pos: Any, frame: int) -> None:  # an independent master in 3/4, ticks floored
         beats = frame / fpbeat
         pos.bar, pos.beat = int(beats // 3) + 1, int(beats % 3) + 1
         pos.tick = int((beats - int(beats)) * 960)
-        pos.beats_per_bar, pos.ticks_per_beat, pos.beats_per_minute = 3.0, 960.0, bpm
+        pos.beats_per_bar, pos.beat_type, pos.ticks_per_beat, pos.beats_per_minute = 3.0, 4.0, 960.0, bpm
+        pos.valid = POSITION_BBT
 
-    lines = _lines_from_bbt(fill, 3000)
+    lines = _lines(_output(FilledTransport(fill), bpm), 3000)
     truth = [k * 3 * fpbeat for k in range(len(lines))]
-    assert max(abs(f - t) for (f, _, _), t in zip(lines, truth)) <= fpbeat / 960 + 1
-    spacing = np.diff([f for f, _, _ in lines])
+    assert len(lines) == int(3000 * BLOCK / (3 * fpbeat)) + 1
+    assert [line.bar for line in lines] == list(range(len(lines)))
+    assert max(abs(line.frame - t) for line, t in zip(lines, truth)) <= fpbeat / 960 + 1
+    spacing = np.diff([line.frame for line in lines])
     assert spacing.max() - spacing.min() <= 1
 
 
 def test_timebase_tempo_change_applies_on_the_next_bar_line() -> None:
     timebase = Timebase(Tempo(120), RATE)
-    pos = TransportPosition()
+    pos = new_position()
     timebase.fill(pos, 1000)
     timebase.request(Tempo(90))
     timebase.fill(pos, 50000)  # still bar 1 (bar 0 in 0-based) at 120 BPM
@@ -80,28 +104,67 @@ def test_timebase_tempo_change_applies_on_the_next_bar_line() -> None:
     assert (pos.bar, pos.beat, pos.tick, pos.beats_per_minute) == (2, 1, 0, 90)
     timebase.fill(pos, 88200 + 117600)
     assert (pos.bar, pos.beat, pos.tick) == (3, 1, 0)
+    assert timebase.tempo == Tempo(90)
+
+
+@pytest.mark.parametrize("block", [64, 256, 1024])
+def test_a_master_tempo_change_moves_the_grid_from_its_next_bar_line(block: int) -> None:
+    output = _output(OfflineTransport(RATE, Tempo(120)), block=block)
+    lines = _lines(output, 100000 // block)  # inside bar 1
+    output.transport.set_tempo(Tempo(100, Meter(3)))  # 79380 frames per bar from bar 2 on
+    lines += _lines(output, (88200 + 5 * 79380) // block)
+    assert [(line.bar, line.frame, line.frames_per_bar) for line in lines[:3]] == [
+        (0, 0, 88200.0), (1, 88200, 88200.0), (2, 176400, 88200.0)]
+    later = lines[3:]
+    assert len(later) >= 4
+    assert [line.bar for line in later] == list(range(3, 3 + len(later)))
+    assert {line.frames_per_bar for line in later} == {79380.0}
+    assert max(abs(line.frame - (176400 + 79380 * (line.bar - 2))) for line in later) <= 1
 
 
 def test_relocation_is_reported_and_the_next_line_follows_the_new_position() -> None:
-    timebase, grid, out, pos = Timebase(Tempo(120), RATE), BarGrid(), BlockPosition(), TransportPosition()
+    output = _output(OfflineTransport(RATE, Tempo(120)))
     reports = []
     for frame in [0, 256, 512, 100000, 100256]:
-        timebase.fill(pos, frame)
-        out.clear(frame, 1)
-        into = ((pos.beat - 1) + pos.tick / pos.ticks_per_beat) * 22050
-        grid.update(out, frame, BLOCK, pos.bar - 1, frame - into, 88200.0, 25)
-        reports.append((out.relocated, out.bar_offset, out.bar))
+        output.transport.locate(frame)
+        output.run(1)
+        pos = output.core.struct.position  # type: ignore[union-attr]
+        reports.append((bool(pos.relocated), pos.bar_offset, pos.bar))
     assert reports[0] == (True, 0, 0)
     assert reports[1][:2] == (False, -1)
-    assert reports[3][0] is True and reports[3][1] == -1 and reports[3][2] == 1
+    assert reports[3] == (True, -1, 1)
+    assert reports[4] == (False, -1, 1)
+    output.transport.locate(2 * 88200 - 100)  # a block that holds a bar line right after a locate
+    output.run(1)
+    pos = output.core.struct.position  # type: ignore[union-attr]
+    tick = 22050 / 1920  # the master's BBT ticks floor the position: the first line may be a tick late
+    assert bool(pos.relocated) and pos.bar == 2 and 100 <= pos.bar_offset <= 100 + tick
+    output.run(88200 // BLOCK + 1)  # later blocks refine the bar start: the next line is exact
+    lines = output.core.drain_bar_lines()  # type: ignore[union-attr]
+    assert [line.bar for line in lines] == [0, 2, 3]
+    assert lines[0].frame == 0 and abs(lines[2].frame - 3 * 88200) <= 1
 
 
 def test_own_clock_changes_tempo_only_on_a_bar_line() -> None:
-    clock = OwnClock(88200.0)
-    clock.request(117600.0)
-    assert clock.locate(100000) == (1, 88200.0)
-    clock.on_bar_line(2, 176400)
-    assert clock.locate(176400 + 117600 + 5) == (3, 176400 + 117600.0)
+    output = _output(OfflineTransport(RATE), 120.0)  # rolling, no timebase master: our own clock
+    lines = _lines(output, 100000 // BLOCK)
+    output.core.send("OWN_TEMPO", a=117600.0)  # type: ignore[union-attr]
+    lines += _lines(output, 500000 // BLOCK)
+    end = output.jack_frame
+    expected = [0, 88200, 176400] + [176400 + k * 117600 for k in range(1, 5) if 176400 + k * 117600 < end]
+    assert [line.frame for line in lines] == expected
+    assert [line.frames_per_bar for line in lines] == [88200.0] * 3 + [117600.0] * (len(expected) - 3)
+    assert [line.bar for line in lines] == list(range(len(expected)))
+    assert {line.source for line in lines} == {"control"}
+    assert output.core.tempo_source == "control"  # type: ignore[union-attr]
+
+
+def test_own_clock_free_runs_on_its_own_frames_while_the_transport_is_stopped() -> None:
+    output = _output(OfflineTransport(RATE, rolling=False), 100.0, free_run=True)
+    lines = _lines(output, 300000 // BLOCK)
+    assert [(line.bar, line.jack_frame) for line in lines] == [(0, 0), (1, 105840), (2, 211680)]
+    output.core.send("FREE_RUN", i=0)  # type: ignore[union-attr]
+    assert _lines(output, 100000 // BLOCK) == []
 
 
 def _clock_events(bpm: float, ticks: int, start: int = 1000) -> list[tuple[int, bytes]]:
@@ -109,44 +172,75 @@ def _clock_events(bpm: float, ticks: int, start: int = 1000) -> list[tuple[int, 
     return [(start - 10, b"\xfa")] + [(start + round(k * per_tick), b"\xf8") for k in range(ticks)]
 
 
+def _midi_output() -> OfflineOutput:
+    return _output(OfflineTransport(RATE, rolling=False))
+
+
 def test_midi_clock_bar_lines_and_tempo() -> None:
-    clock, out = MidiClock(), BlockPosition()
+    output = _midi_output()
     events = _clock_events(100.0, 24 * 4 * 3 + 1)
-    lines, first_block, last_block = [], events[0][0] // BLOCK, events[-1][0] // BLOCK
-    for block in range(first_block, last_block + 1):
-        clock.begin_block()
-        for frame, data in events:
-            if block * BLOCK <= frame < (block + 1) * BLOCK:
-                clock.handle(data[0], 0, 0, frame - block * BLOCK, frame)
-        out.clear(block * BLOCK, 2)
-        clock.fill(out)
-        if out.bar_offset >= 0:
-            lines.append(block * BLOCK + out.bar_offset)
+    for frame, data in events:
+        output.send_midi(frame, data)
+    lines = _lines(output, events[-1][0] // BLOCK + 1)
     per_bar = RATE * 60 / 100.0 * 4
-    assert np.allclose(np.diff(lines), per_bar, atol=1)
-    assert lines[0] == 1000
-    assert clock.bpm(RATE) == pytest.approx(100.0, abs=0.01)
-    clock.handle(0xFC, 0, 0, 0, 0)
-    assert not clock.running
+    assert [line.bar for line in lines] == [0, 1, 2, 3]
+    assert [line.jack_frame for line in lines] == [events[1 + 96 * k][0] for k in range(4)]
+    assert np.allclose(np.diff([line.jack_frame for line in lines]), per_bar, atol=1)
+    assert lines[0].jack_frame == 1000 and {line.source for line in lines} == {"midi"}
+    clock = output.core.struct.midi_clock  # type: ignore[union-attr]
+    assert 60 * RATE / 24 / clock.frames_per_tick == pytest.approx(100.0, abs=0.01)
+    assert (clock.running, clock.seen, clock.lost) == (1, 24 * 4 * 3 + 1, 0)
+    output.send_midi(output.jack_frame, b"\xfc")
+    output.run(1)
+    assert not clock.running and not output.core.struct.position.rolling  # type: ignore[union-attr]
 
 
-def test_midi_song_position_moves_the_tick_counter() -> None:
-    clock = MidiClock()
-    clock.handle(0xF2, 32, 0, 0, 0)  # 32 sixteenths = 2 bars of 4/4
-    assert clock.tick == 192 and clock.relocated
+def _run_past(output: OfflineOutput, frame: int) -> None:
+    """Run blocks until the block holding ``frame`` has been processed."""
+    while output.jack_frame <= frame:
+        output.run(1)
+
+
+def test_midi_song_position_moves_the_tick_counter_and_continue_resumes_on_its_bar() -> None:
+    output = _midi_output()
+    per_tick = RATE * 60 / 100.0 / 24
+    events = _clock_events(100.0, 300)  # start; the source keeps ticking while stopped
+    tick_frame = [frame for frame, data in events if data == b"\xf8"]
+    for frame, data in events:
+        output.send_midi(frame, data)
+    output.send_midi(tick_frame[47] + 10, b"\xfc")
+    output.send_midi(tick_frame[60] + 10, b"\xf2\x20\x00")  # 32 sixteenths = 2 bars of 4/4
+    output.send_midi(tick_frame[70] + 10, b"\xfb")
+    _run_past(output, tick_frame[60] + 10)
+    clock, pos = output.core.struct.midi_clock, output.core.struct.position  # type: ignore[union-attr]
+    assert clock.tick == 192 and pos.relocated and not pos.rolling
+    _run_past(output, tick_frame[71 + 96])
+    lines = output.core.drain_bar_lines()  # type: ignore[union-attr]
+    assert [(line.bar, line.jack_frame) for line in lines] == [
+        (0, tick_frame[0]), (2, tick_frame[71]), (3, tick_frame[71 + 96])]
+    assert tick_frame[71 + 96] - tick_frame[71] == round(96 * per_tick)
+    assert clock.tick == 192 + 97 and clock.lost == 0
 
 
 def test_midi_ring_keeps_short_messages_and_counts_drops() -> None:
-    ring = MidiRing(capacity=4)
-    ring.push(10, b"\xb0\x07\x40")
-    ring.push(11, b"\xf0\x01\x02\x03\xf7")
-    for k in range(5):
-        ring.push(20 + k, bytes([0x90, 60 + k, 100]))
-    messages = ring.drain()
-    assert [m.frame for m in messages] == [10, 20, 21, 22]
+    output = _midi_output()
+    core = output.core
+    output.send_midi(10, b"\xb0\x07\x40")
+    output.send_midi(11, b"\xf0\x01\x02\x03\xf7")  # sysex: longer than the ring's 3-byte slots
+    output.send_midi(12, b"\xf8")  # clock bytes drive the clock, never the ring
+    for k in range(1030):  # the ring holds 1024 messages; a block reads at most 1024 events
+        output.send_midi(20 + k, bytes([0x90, k % 128, 100]))
+    output.run(10)
+    messages = core.drain_midi()  # type: ignore[union-attr]
+    assert [m.frame for m in messages] == [10] + [20 + k for k in range(1023)]
     assert messages[0].kind == "control_change" and messages[0].channel == 0
-    assert ring.dropped == 3
-    assert ring.drain() == []
+    assert messages[1].kind == "note_on" and messages[1].data == b"\x90\x00\x64"
+    assert core.counter("midi_dropped") == 1 + 7  # type: ignore[union-attr]
+    assert core.drain_midi() == []  # type: ignore[union-attr]
+    output.send_midi(output.jack_frame + 3, b"\xc5\x11")
+    output.run(1)
+    assert [(m.data, m.frame, m.kind, m.channel) for m in core.drain_midi()] == [  # type: ignore[union-attr]
+        (b"\xc5\x11", output.jack_frame - BLOCK + 3, "program_change", 5)]
 
 
 def test_walk_steps_alpha_then_moves_to_the_next_seed() -> None:
