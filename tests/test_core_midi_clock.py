@@ -176,8 +176,8 @@ def test_tempo_estimate_and_reading_hold_under_half_a_millisecond_of_jitter() ->
 @pytest.mark.xfail(strict=True, reason=(
     "jitter refits at sigma = 1 ms: the core's 48-tick (two-beat) fit keeps the estimate within "
     "0.3 BPM of the truth (worst 0.297 here), but TempoTracker compares each estimate with its "
-    "last reading, so readings 0.3 BPM apart on either side of the truth change it: 13 readings "
-    "(12 refits) in five minutes. A longer fit window or a hysteresis against a smoothed value "
+    "last reading, so readings 0.3 BPM apart on either side of the truth change it: 7 readings "
+    "(6 refits) in five minutes. A longer fit window or a hysteresis against a smoothed value "
     "would hold it."))
 def test_tempo_reading_holds_under_one_millisecond_of_jitter() -> None:
     clock, result, _, _ = five_minutes(1.0, False)
@@ -252,3 +252,27 @@ def test_a_large_tempo_step_is_a_tempo_change_not_lost_ticks() -> None:
     assert [line.jack_frame for line in result.lines] == frames[::TICKS_PER_BAR]
     assert output.core.struct.midi_clock.lost == 0  # type: ignore[union-attr]
     assert result.bpm[-1] == pytest.approx(90.0, abs=0.3)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "refits at Continue: after a pause of 0.5 s or more clock_advance() drops the fit "
+    "(frames_per_tick = 0) and refits from 3 ticks on; with 0.5 ms of jitter those short fits "
+    "are off by up to 1.5 BPM, so TempoTracker's reading changes 6 times in the first beats "
+    "after Continue (each a refit of the loops). The held period could seed the fit, or the "
+    "tracker could wait for a full window."))
+def test_continue_with_jitter_resumes_without_a_refit() -> None:
+    bpm, output = 133.0, _output()
+    first = make_clock(bpm, 30.0, 0.5, [], seed=4)
+    events = clock_events(first)[:1001]
+    stop_at = int(first.frames[999]) + 300
+    events.append((stop_at, b"\xfc"))
+    tracker = TempoTracker(output.core, lambda: 120.0)  # type: ignore[arg-type]
+    drive(output, events, stop_at + BLOCK, tracker)
+    held = tracker.reading().tempo.bpm
+    assert held == pytest.approx(bpm, abs=HYSTERESIS_BPM["midi"])
+    drive(output, [], stop_at + 2 * RATE, tracker)
+    resume = output.jack_frame + 1000
+    noise = np.random.default_rng(9).normal(0.0, 0.5 * RATE / 1000, 300)
+    ticks = [resume + 20 + round(k * per_tick(bpm) + noise[k]) for k in range(300)]
+    after = drive(output, [(resume, b"\xfb")] + [(f, b"\xf8") for f in ticks], ticks[-1] + BLOCK, tracker)
+    assert set(after.readings) == {held}, f"readings after Continue: {sorted(set(after.readings))}"

@@ -454,3 +454,27 @@ def test_results_are_identical_across_block_sizes(name: str) -> None:
         assert result.counters == reference.counters, schedule_name
         if SCENARIOS[name]().block_invariant:
             assert np.array_equal(result.audio, reference.audio), schedule_name
+
+
+# -- issue 12: a start inside a bar ------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason=(
+    "core bug (issue 12): a transport start inside a bar without a locate (stop, then start at "
+    "the same frame) is silent until the next bar line: grid_update() sees the frame it expects "
+    "(continuous), so relocated stays 0, render() sets restart but not located, and the mid-bar "
+    "start is skipped. Here 40960-frame bars, stopped at bar 1 + 24576 frames: 16384 frames "
+    "(0.37 s) of silence. Should play from the offset into the bar within 50 ms, as a locate does."))
+@pytest.mark.parametrize("block", [64, 1024])
+def test_a_start_inside_a_bar_is_heard_within_50_ms_at_the_matching_offset(block: int) -> None:
+    tempo = _tempo(40960, 2)
+    output = _transport_output(tempo)()
+    output.block_size = block
+    Player(output.core).offer = Offer(next=index_loop(1, 40960, 1, 2))  # type: ignore[arg-type]
+    output.run((40960 + 24576) // block)
+    output.transport.stop()
+    output.run(8192 // block)
+    output.transport.start()
+    into = output.transport.frame - 40960
+    heard = output.run(4096 // block)[:, 0]
+    ms50 = RATE // 20
+    assert heard[ms50] == into + ms50 + 1, f"50 ms after the start: loop frame {heard[ms50] - 1:.0f}, expected {into + ms50}"
