@@ -177,6 +177,18 @@ def tempo_and_meter_changes() -> Scenario:
     return sc
 
 
+def master_leaves() -> Scenario:
+    """The timebase master goes away while the transport rolls (BBT no longer valid): the core
+    holds its last grid, tempo and meter (2/4 at 129.2 BPM), and the clips play on."""
+    tempo = _tempo(40960, 2)
+    sc = Scenario(6 * 40960, _transport_output(tempo))
+    sc.at(0, "offer", Offer(next=index_loop(1, 40960, 2, 2)))
+    sc.at(25 * ALIGN, "leave")
+    sc.at(35 * ALIGN, "offer", Offer(next=index_loop(2, 40960, 1, 2)))
+    sc.timeline = lambda s: transport_timeline(s, tempo)
+    return sc
+
+
 def locate_stop_start() -> Scenario:
     """2/4 at 129.2 BPM: a locate inside a bar (plays from the offset), a stop (fades out), a
     start without locate (waits for the bar line), a locate while stopped onto a bar line,
@@ -342,6 +354,7 @@ def midi_timeline(sc: Scenario) -> Timeline:
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "steady_and_late": steady_and_late,
     "tempo_and_meter_changes": tempo_and_meter_changes,
+    "master_leaves": master_leaves,
     "locate_stop_start": locate_stop_start,
     "odd_tempo": odd_tempo,
     "gain_and_mute": gain_and_mute,
@@ -408,7 +421,8 @@ def run(name: str, schedule_name: str) -> Run:
     expected = PlayerModel(FADE).run(timeline)
     return Run(output.recording(), [(line.jack_frame, line.bar) for line in lines],
                [(s.jack_frame, s.bar, s.serial, s.new, s.into) for s in core.clip_starts()],  # type: ignore[union-attr]
-               {name: core.counter(name) for name in ("late", "repeats", "resyncs", "bars_lost")},  # type: ignore[union-attr]
+               {name: core.counter(name) for name in ("late", "repeats", "resyncs", "bars_lost",  # type: ignore[union-attr]
+                                                      "transport_held")},
                expected)
 
 
@@ -454,6 +468,11 @@ def test_results_are_identical_across_block_sizes(name: str) -> None:
         assert result.counters == reference.counters, schedule_name
         if SCENARIOS[name]().block_invariant:
             assert np.array_equal(result.audio, reference.audio), schedule_name
+
+
+def test_the_held_grid_is_the_one_in_force_after_the_master_left() -> None:
+    assert run("master_leaves", "256").counters["transport_held"] == 1
+    assert run("steady_and_late", "256").counters["transport_held"] == 0
 
 
 # -- issue 12: a start inside a bar ------------------------------------------------------------
