@@ -230,3 +230,39 @@ def test_start_and_locate_inside_a_bar_are_heard_at_once_at_the_right_offset(ser
         # offset into its bar: exact up to BBT ticks (12 frames) and, right after a locate, the
         # one cycle by which JACK's BBT may lag the new frame (the next bar line is exact again)
         assert abs(start.into - (start.frame - int(bars) * per_bar)) <= BLOCK + 12, start
+
+
+def test_sigterm_during_model_warm_up_exits_within_two_seconds(server: JackServer) -> None:
+    """A slow warm-up (the tiny model at many steps) is abandoned at once on SIGTERM."""
+    import os
+    import signal
+    import sys
+
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**server.env(), "PYTHONPATH": os.getcwd(), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "bridge.cli", "serve", "--model", "tiny", "--steps", "150",
+               "--bars", "16", "--jack-name", "rb-warm", "--osc-port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        for line in process.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "warming up the model" in line:
+                break
+        time.sleep(1.0)
+        assert process.poll() is None, "".join(lines)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+        took = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = "".join(lines) + (process.stdout.read() if process.stdout else "")
+    assert process.returncode == 0, output
+    assert took < 2.0, f"SIGTERM took {took:.1f} s during warm-up"
+    assert "serving" not in output.split("warm")[-1] and "while starting" in output, output
