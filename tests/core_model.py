@@ -10,7 +10,9 @@ the player's rules as a musician would check them:
 - inside a loop, a refit is taken on the bar line at the same bar; a cursor more than 16
   frames away from its bar's start is moved there;
 - a bar that outlasts its material (64 frames of slack) repeats its last beat;
-- a start or locate inside a bar plays from the matching offset;
+- a start or locate inside a bar plays from the matching offset; a restart of the same clip
+  there keeps the loop's phase (it resumes in the loop bar that bar falls on, counted from the
+  bar where the loop's first bar last started);
 - a stop fades to silence; a start without a locate waits for the next bar line;
 - every jump is an equal-power crossfade of ``fade.frames`` frames from what was playing
   (a fade still running is part of what was playing);
@@ -76,6 +78,8 @@ class Start:
     serial: int
     new: bool
     into: int
+    version: int = 0
+    offset: int = 0
 
 
 @dataclass
@@ -119,6 +123,7 @@ class PlayerModel:
         self.busy = False
         self.cursor = 0
         self.bar_in_loop = 0
+        self.loop_bar = 0
         self.silent = self.restart = True
         self.located = False
         self.segments: list[tuple[int, Loop | None, int]] = []
@@ -180,13 +185,14 @@ class PlayerModel:
                 return
             if self.busy and not self.silent and not self.restart:
                 self.late += 1
-        offset = 0
+        bar_in_loop = (bar - self.loop_bar) % loop.bars if into > 0 and not is_new else 0
+        offset = bar_frame(loop, bar_in_loop)
         if into > 0 and fpb > 0:
-            offset = min(round(into * loop.frames / loop.bars / fpb), bar_frame(loop, 1) - 1)
+            offset += min(round(into * loop.frames / loop.bars / fpb), bar_frame(loop, bar_in_loop + 1) - offset - 1)
         self.restart = False
-        self.bar_in_loop = 0
+        self.bar_in_loop, self.loop_bar = bar_in_loop, bar - bar_in_loop
         self._jump(t, loop, offset)
-        self.starts.append(Start(t, bar, loop.serial, is_new, into))
+        self.starts.append(Start(t, bar, loop.serial, is_new, into, loop.version, offset))
 
     def _on_bar_line(self, t: int, bar: int) -> None:
         self.located = False

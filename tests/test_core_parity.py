@@ -293,10 +293,10 @@ TICKS_PER_BAR = 48  # 2/4
 
 def midi_clock() -> Scenario:
     """MIDI clock in 2/4 (transport stopped, no master): Start, a 1-bar clip, Stop mid-bar (the
-    source keeps ticking), Song Position to bar 4 beat 2, Continue (plays from that offset),
-    a tempo change 133 -> 110 BPM (the clip repeats its last beat), its refit."""
-    a = index_loop(1, TICKS_PER_BAR * PER_TICK, 1, 2)
-    refit = index_loop(1, TICKS_PER_BAR * SLOW_TICK, 1, 2, version=1)
+    source keeps ticking), Song Position to bar 5 beat 2, Continue (plays from that offset),
+    a tempo change 133 -> 110 BPM (the 2-bar clip repeats its last beat), its refit."""
+    a = index_loop(1, TICKS_PER_BAR * PER_TICK, 2, 2)
+    refit = index_loop(1, TICKS_PER_BAR * SLOW_TICK, 2, 2, version=1)
 
     def make() -> OfflineOutput:
         output = OfflineOutput(RATE, 256, OfflineTransport(RATE, rolling=False))
@@ -312,7 +312,7 @@ def midi_clock() -> Scenario:
     sc.at(0, "midi_meter", TICKS_PER_BAR)
     sc.at(ALIGN, "midi", b"\xfa")
     sc.at(22 * ALIGN, "midi", b"\xfc")
-    sc.at(24 * ALIGN, "midi", b"\xf2" + bytes([36, 0]))  # 36 sixteenths: bar 4, beat 2 of 2/4
+    sc.at(24 * ALIGN, "midi", b"\xf2" + bytes([44, 0]))  # 44 sixteenths: bar 5, beat 2 of 2/4
     sc.at(26 * ALIGN, "midi", b"\xfb")
     sc.at(80 * ALIGN, "offer", Offer(next=a, refit=refit))
     sc.timeline = midi_timeline
@@ -369,7 +369,7 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
 class Run:
     audio: np.ndarray
     lines: list[tuple[int, int]]
-    starts: list[tuple[int, int, int, bool, int]]
+    starts: list[tuple[int, int, int, bool, int, int, int]]
     counters: dict[str, int]
     expected: Expected
 
@@ -420,7 +420,8 @@ def run(name: str, schedule_name: str) -> Run:
     timeline.blocks = blocks
     expected = PlayerModel(FADE).run(timeline)
     return Run(output.recording(), [(line.jack_frame, line.bar) for line in lines],
-               [(s.jack_frame, s.bar, s.serial, s.new, s.into) for s in core.clip_starts()],  # type: ignore[union-attr]
+               [(s.jack_frame, s.bar, s.serial, s.new, s.into, s.version, s.offset)
+                for s in core.clip_starts()],  # type: ignore[union-attr]
                {name: core.counter(name) for name in ("late", "repeats", "resyncs", "bars_lost",  # type: ignore[union-attr]
                                                       "transport_held")},
                expected)
@@ -441,7 +442,8 @@ def test_core_output_matches_the_expected_loop_frames(name: str, schedule_name: 
     result = run(name, schedule_name)
     expected = result.expected
     assert result.lines == sorted(set(result.lines)), "bar lines out of order"
-    assert result.starts == [(s.jack_frame, s.bar, s.serial, s.new, s.into) for s in expected.starts]
+    assert result.starts == [(s.jack_frame, s.bar, s.serial, s.new, s.into, s.version, s.offset)
+                             for s in expected.starts]
     assert (result.counters["late"], result.counters["repeats"], result.counters["resyncs"]) == (
         expected.late, expected.repeats, expected.resyncs)
     assert result.counters["bars_lost"] == 0
