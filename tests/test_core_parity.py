@@ -15,6 +15,7 @@ so a scenario means the same at every block size; bar lines and MIDI ticks fall 
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -68,6 +69,7 @@ class Scenario:
     make: Callable[[], OfflineOutput]
     events: dict[int, list[tuple]] = field(default_factory=dict)
     midi: list[tuple[int, bytes]] = field(default_factory=list)
+    ticks: list[int] = field(default_factory=list)  # MIDI clock ticks among ``midi``
     timeline: Callable[["Scenario"], Timeline] | None = None
     block_invariant: bool = True
 
@@ -307,7 +309,7 @@ def midi_clock() -> Scenario:
     ticks = [ALIGN + 300 + k * PER_TICK for k in range(300)]
     ticks += [ticks[-1] + k * SLOW_TICK for k in range(1, 1 + (sc.frames - ticks[-1]) // SLOW_TICK)]
     sc.midi = [(f, b"\xf8") for f in ticks]
-    sc.ticks = ticks  # type: ignore[attr-defined]
+    sc.ticks = ticks
     sc.at(0, "offer", Offer(next=a))
     sc.at(0, "midi_meter", TICKS_PER_BAR)
     sc.at(ALIGN, "midi", b"\xfa")
@@ -322,7 +324,7 @@ def midi_clock() -> Scenario:
 def midi_timeline(sc: Scenario) -> Timeline:
     """Bar lines from the tick list and the transport messages, counted the way the MIDI spec
     counts: Start = tick 0, Song Position = 6 ticks per sixteenth, Continue from there."""
-    ticks: list[int] = sc.ticks  # type: ignore[attr-defined]
+    ticks = sc.ticks
     per_bar = TICKS_PER_BAR
     controls = sorted((frame, event[1]) for frame, events in sc.events.items() for event in events
                       if event[0] == "midi")
@@ -367,11 +369,17 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
 
 @dataclass
 class Run:
-    audio: np.ndarray
+    """What one scenario at one schedule gave, checked against the model when it ran (the audio
+    itself is not kept: ``digest`` compares it across schedules)."""
+
     lines: list[tuple[int, int]]
     starts: list[tuple[int, int, int, bool, int, int, int]]
     counters: dict[str, int]
-    expected: Expected
+    expected_starts: list[tuple[int, int, int, bool, int, int, int]]
+    expected_counters: tuple[int, int, int]
+    exact_difference: str      # "" when every copied frame is the expected loop frame
+    mixed_error: float         # worst relative error inside crossfades and gain ramps
+    digest: str
 
 
 def _apply(event: tuple, output: OfflineOutput, player: Player) -> None:
@@ -419,12 +427,18 @@ def run(name: str, schedule_name: str) -> Run:
     timeline = sc.timeline(sc)  # type: ignore[misc]
     timeline.blocks = blocks
     expected = PlayerModel(FADE).run(timeline)
-    return Run(output.recording(), [(line.jack_frame, line.bar) for line in lines],
+    audio, want = output.recording(), expected.audio
+    mixed = expected.mixed_mask(FADE.frames)
+    error = np.abs(audio[mixed] - want[mixed]) / np.maximum(np.abs(want[mixed]), 1.0)
+    return Run([(line.jack_frame, line.bar) for line in lines],
                [(s.jack_frame, s.bar, s.serial, s.new, s.into, s.version, s.offset)
                 for s in core.clip_starts()],  # type: ignore[union-attr]
                {name: core.counter(name) for name in ("late", "repeats", "resyncs", "bars_lost",  # type: ignore[union-attr]
                                                       "transport_held")},
-               expected)
+               [(s.jack_frame, s.bar, s.serial, s.new, s.into, s.version, s.offset) for s in expected.starts],
+               (expected.late, expected.repeats, expected.resyncs),
+               _first_difference(audio, want, ~mixed), float(error.max()) if error.size else 0.0,
+               hashlib.sha1(audio.tobytes()).hexdigest())
 
 
 def _first_difference(got: np.ndarray, want: np.ndarray, mask: np.ndarray) -> str:
@@ -440,16 +454,13 @@ def _first_difference(got: np.ndarray, want: np.ndarray, mask: np.ndarray) -> st
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_core_output_matches_the_expected_loop_frames(name: str, schedule_name: str) -> None:
     result = run(name, schedule_name)
-    expected = result.expected
     assert result.lines == sorted(set(result.lines)), "bar lines out of order"
-    assert result.starts == [(s.jack_frame, s.bar, s.serial, s.new, s.into, s.version, s.offset)
-                             for s in expected.starts]
-    assert (result.counters["late"], result.counters["repeats"], result.counters["resyncs"]) == (
-        expected.late, expected.repeats, expected.resyncs)
-    assert result.counters["bars_lost"] == 0
-    mixed = expected.mixed_mask(FADE.frames)
-    assert _first_difference(result.audio, expected.audio, ~mixed) == ""  # copied loop frames: exact
-    np.testing.assert_allclose(result.audio[mixed], expected.audio[mixed], rtol=1e-6, atol=1e-6)
+    assert result.starts == result.expected_starts
+    counters = result.counters
+    assert (counters["late"], counters["repeats"], counters["resyncs"]) == result.expected_counters
+    assert counters["bars_lost"] == 0
+    assert result.exact_difference == ""  # copied loop frames: exact
+    assert result.mixed_error <= 1e-6  # crossfades (equal-power mix) and gain ramps
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -469,7 +480,7 @@ def test_results_are_identical_across_block_sizes(name: str) -> None:
         assert result.starts == reference.starts, schedule_name
         assert result.counters == reference.counters, schedule_name
         if SCENARIOS[name]().block_invariant:
-            assert np.array_equal(result.audio, reference.audio), schedule_name
+            assert result.digest == reference.digest, schedule_name
 
 
 def test_the_held_grid_is_the_one_in_force_after_the_master_left() -> None:
