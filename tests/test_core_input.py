@@ -13,7 +13,7 @@ import pytest
 from bridge.engine.fake import FakeEngine
 from bridge.live.engine import LiveEngine, LiveOptions
 from bridge.live.jackoutput import JackOutput
-from bridge.live.server import JackServer
+from bridge.live.server import JackServer, selected
 from bridge.state import ControlState, StateStore
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
@@ -71,12 +71,9 @@ class Collector:
 
 
 def test_sixty_seconds_of_input_come_back_sample_for_sample_with_their_frames() -> None:
-    import os
-
     collector = Collector()
     store = StateStore(ControlState(bpm=120.0, bars=1, steps=5))
-    with JackServer(period=BLOCK) as server:
-        os.environ["JACK_DEFAULT_SERVER"] = server.name
+    with JackServer(period=BLOCK) as server, selected(server):
         output = JackOutput("rb-input", servername=server.name, audio_in=True)
         live = LiveEngine(store, FakeEngine(iterations=4), output, LiveOptions(free_run=True),
                           input_recorder=collector)
