@@ -24,7 +24,7 @@ import pytest
 from bridge.engine.fake import FakeEngine
 from bridge.live.engine import LiveEngine, LiveOptions
 from bridge.live.jackoutput import JackOutput
-from bridge.live.server import JackServer
+from bridge.live.server import JackServer, selected
 from bridge.state import ControlState, StateStore
 from live_fixtures import Recorder, longest_silence, wait_until
 
@@ -52,19 +52,8 @@ def server() -> Iterator[JackServer]:
     """A private jackd for one test, its environment in place."""
     if shutil.which("jackd") is None:
         pytest.skip("jackd is not installed")
-    import os
-
-    with JackServer(period=BLOCK) as jackd:
-        saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-        os.environ.update(JACK_DEFAULT_SERVER=jackd.name, JACK_NO_START_SERVER="1")
-        try:
-            yield jackd
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    with JackServer(period=BLOCK) as jackd, selected(jackd):
+        yield jackd
 
 
 def _program(server: JackServer, *command: str) -> subprocess.Popen[bytes]:

@@ -141,14 +141,21 @@ def ensure_server(sample_rate: int = 44100, period: int = PRIVATE_PERIOD) -> Ite
     if server_running():
         yield None
         return
-    with JackServer(sample_rate=sample_rate, period=period) as server:
-        saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-        os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")
-        try:
-            yield server
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    with JackServer(sample_rate=sample_rate, period=period) as server, selected(server):
+        yield server
+
+
+@contextlib.contextmanager
+def selected(server: JackServer) -> Iterator[JackServer]:
+    """Point JACK_DEFAULT_SERVER at ``server`` (and never auto-start one) for this process and
+    its children meanwhile; the previous environment is restored afterwards."""
+    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
+    os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")
+    try:
+        yield server
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
