@@ -13,7 +13,7 @@ the player's rules as a musician would check them:
 - a start or locate inside a bar plays from the matching offset; a restart of the same clip
   there keeps the loop's phase (it resumes in the loop bar that bar falls on, counted from the
   bar where the loop's first bar last started);
-- a stop fades to silence; a start without a locate waits for the next bar line;
+- a stop fades to silence; a start after it, like a locate, plays from the matching offset;
 - every jump is an equal-power crossfade of ``fade.frames`` frames from what was playing
   (a fade still running is part of what was playing);
 - the gain ramps linearly over the block after a command, then holds.

@@ -58,6 +58,7 @@ void rb_init(rb_core *core, int32_t sample_rate, double own_frames_per_bar, cons
     core->grid.expected_frame = -1;
     core->midi_clock.ticks_per_bar = 96;
     core->midi_clock.bar_offset = -1;
+    core->midi_clock.lined = -1;
     core->player.restart = core->player.silent = 1;
     core->player.fade_frames = fade_frames;
     core->player.fade_pos = fade_frames;
@@ -316,10 +317,12 @@ static void own_on_bar_line(rb_own_clock *c, int64_t bar, double frame)
 
 /* -- MIDI clock ------------------------------------------------------------------------------- */
 
+/* Tempo: least-squares fit of tick frames on tick indices over the current run of steady ticks
+ * (lost ticks counted in). A new run keeps the previous estimate until it has RB_FIT_MIN ticks. */
 static void clock_fit(rb_midi_clock *m)
 {
     int64_t n = rb_min(m->seen - m->run_start, RB_FIT_TICKS);
-    if (n < 3)
+    if (n < 3 || (m->frames_per_tick > 0 && n < RB_FIT_MIN))
         return;
     double si = 0, sf = 0, sii = 0, sif = 0;
     int64_t i0 = m->tick_index[(m->seen - 1) % RB_TICKS], f0 = m->tick_frame[(m->seen - 1) % RB_TICKS];
@@ -332,20 +335,33 @@ static void clock_fit(rb_midi_clock *m)
         m->frames_per_tick = (n * sif - si * sf) / den;
 }
 
-/* Ticks this one stands for: 1, or more when ticks were lost (never fewer than 1). */
+/* A new run of ticks from the next one (after a pause, Stop/Continue/Start, a song position, or a
+ * tempo change): its first tick counts as one, whatever the gap before it. */
+static void clock_new_run(rb_midi_clock *m)
+{
+    m->run_start = m->seen;
+}
+
+/* Ticks this one stands for: 1, or more when ticks were lost. A gap that is not close to a whole
+ * number of periods is a tempo change, not a loss: a new run starts at the previous tick. */
 static int64_t clock_advance(rb_midi_clock *m, int64_t frame, int32_t rate)
 {
     if (m->seen == m->run_start)
         return 1;
     int64_t gap = frame - m->tick_frame[(m->seen - 1) % RB_TICKS];
     if (gap >= CLOCK_TIMEOUT_SECONDS * rate) {
-        m->run_start = m->seen;
-        m->frames_per_tick = 0;
+        clock_new_run(m);
         return 1;
     }
-    double period = m->frames_per_tick > 0 ? m->frames_per_tick : (double)gap;
-    int64_t advance = period > 0 ? rb_round((double)gap / period) : 1;
-    return advance < 1 ? 1 : (advance > 8 ? 8 : advance);
+    if (m->frames_per_tick <= 0)
+        return 1;
+    double ratio = (double)gap / m->frames_per_tick;
+    int64_t whole = rb_round(ratio);
+    if (whole >= 1 && whole <= 8 && rb_abs(ratio - (double)whole) <= 0.35)
+        return whole;
+    m->run_start = m->seen - 1;
+    m->frames_per_tick = (double)gap;
+    return 1;
 }
 
 static void clock_tick(rb_midi_clock *m, int32_t offset, int64_t frame, int32_t rate)
@@ -360,7 +376,7 @@ static void clock_tick(rb_midi_clock *m, int32_t offset, int64_t frame, int32_t 
     if (!m->running)
         return;
     for (int64_t k = 0; k < advance; k++, m->tick++) {
-        if (m->tick % m->ticks_per_bar == 0 && m->bar_offset < 0) {
+        if (m->tick % m->ticks_per_bar == 0 && m->bar_offset < 0 && m->lined != m->tick) {
             int64_t early = rb_round((double)(advance - 1 - k) * m->frames_per_tick);
             m->bar_offset = (int32_t)rb_max(0, offset - early);
             m->bar = m->tick / m->ticks_per_bar;
@@ -368,10 +384,25 @@ static void clock_tick(rb_midi_clock *m, int32_t offset, int64_t frame, int32_t 
     }
 }
 
+/* The bar tick is due in this block but has not come by a quarter tick after its time: lost or
+ * late. Its bar line goes where the fit puts it; the tick, if it still comes, adds no second one. */
+static void clock_predict(rb_midi_clock *m, int64_t jack_frame, int32_t frames)
+{
+    if (!m->running || m->frames_per_tick <= 0 || m->seen == m->run_start || m->bar_offset >= 0
+        || m->tick % m->ticks_per_bar != 0 || m->lined == m->tick || m->tick == 0)
+        return;
+    double due = (double)m->tick_frame[(m->seen - 1) % RB_TICKS] + m->frames_per_tick;
+    if (due + m->frames_per_tick / 4 >= (double)(jack_frame + frames))
+        return;
+    m->bar_offset = (int32_t)rb_max(0, rb_round(due) - jack_frame);
+    m->bar = m->tick / m->ticks_per_bar;
+    m->lined = m->tick;
+}
+
 static void clock_handle(rb_midi_clock *m, const rb_event *e, int64_t frame, int32_t rate)
 {
     switch (e->data[0]) {
-    case CLOCK: clock_tick(m, e->offset, frame, rate); break;
+    case CLOCK: clock_tick(m, e->offset, frame, rate); return;
     case START: m->running = 1; m->tick = 0; m->relocated = 1; break;
     case CONTINUE: m->running = 1; m->relocated = 1; break;
     case STOP: m->running = 0; break;
@@ -379,7 +410,10 @@ static void clock_handle(rb_midi_clock *m, const rb_event *e, int64_t frame, int
         m->tick = (int64_t)(e->data[1] | (e->data[2] << 7)) * 6;
         m->relocated = 1;
         break;
+    default: return;
     }
+    m->lined = -1;
+    clock_new_run(m);
 }
 
 static int clock_present(const rb_midi_clock *m, int64_t frame, int32_t rate)
@@ -603,6 +637,12 @@ static void read_midi(rb_core *core, int32_t count, int64_t jack_frame)
     }
 }
 
+static void read_midi_block(rb_core *core, int32_t count, int64_t jack_frame, int32_t frames)
+{
+    read_midi(core, count, jack_frame);
+    clock_predict(&core->midi_clock, jack_frame, frames);
+}
+
 /* -- the player ------------------------------------------------------------------------------- */
 
 static int64_t bar_frame(const rb_loop *loop, int64_t bar_in_loop)
@@ -778,6 +818,7 @@ static void render(rb_core *core, int32_t frames)
             p->silent = 1;
         }
         p->restart = 1;
+        p->located = 1; /* the next start may be inside a bar */
     } else if (pos->relocated) {
         p->restart = 1;
         p->located = 1;
@@ -831,7 +872,7 @@ void rb_process(rb_core *core, int32_t frames, int32_t transport_state, const ja
     if (frames > RB_MAX_BLOCK)
         frames = RB_MAX_BLOCK;
     apply_commands(core);
-    read_midi(core, event_count, jack_frame);
+    read_midi_block(core, event_count, jack_frame, frames);
     locate(core, frames, transport_state, pos, jack_frame);
     render(core, frames);
     apply_gain(core, frames);

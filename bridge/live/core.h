@@ -42,8 +42,9 @@
 #define RB_INPUT_FRAMES (1 << 20)  /* captured input frames kept (23.8 s at 44.1 kHz) */
 #define RB_INPUT_BLOCKS 16384      /* captured block stamps kept */
 #define RB_HIST_BUCKETS 2000       /* callback time histogram: 1 us buckets, last one open */
-#define RB_TICKS 64                /* MIDI clock ticks kept for the tempo fit */
-#define RB_FIT_TICKS 48            /* ticks in the tempo fit (two beats) */
+#define RB_TICKS 128               /* MIDI clock ticks kept for the tempo fit */
+#define RB_FIT_TICKS 96            /* ticks in the tempo fit (four beats) */
+#define RB_FIT_MIN 12              /* ticks a new run needs before its fit replaces an estimate */
 #define RB_SLACK_FRAMES 64         /* a loop bar may run this far past its end before a bar line */
 #define RB_RESYNC_FRAMES 16        /* a cursor further than this from its bar line is moved there */
 
@@ -146,6 +147,7 @@ typedef struct {
     int64_t tick_frame[RB_TICKS];
     double frames_per_tick; /* fitted; 0 until three ticks */
     int64_t into;           /* frames into the bar at the block start */
+    int64_t lined;          /* bar tick whose line was placed by prediction (it came late or never) */
 } rb_midi_clock;
 
 typedef struct {

@@ -52,7 +52,7 @@ typedef struct { int32_t offset; int32_t size; uint8_t data[4]; } rb_event;
 typedef struct { int32_t rolling, relocated, source, bar_offset; int64_t frame, jack_frame, bar, into;
                  double frames_per_bar; } rb_position;
 typedef struct { int64_t origin_bar; double origin_frame, frames_per_bar, requested; } rb_own_clock;
-typedef struct { int32_t running, ticks_per_bar; int64_t tick, index, seen, lost; double frames_per_tick; ...; } rb_midi_clock;
+typedef struct { int32_t running, ticks_per_bar; int64_t tick, index, seen, lost, run_start; double frames_per_tick; ...; } rb_midi_clock;
 typedef struct { double bpm, beats_per_bar, beat_type; int32_t pending; ...; } rb_timebase;
 typedef struct { rb_loop current, next, refit; int32_t busy, restart, silent, bar_in_loop; int64_t cursor, bar;
                  ...; } rb_player;

@@ -14,7 +14,7 @@ snaps back to the ``--bpm`` default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from bridge.live.core import SOURCE_EXTERNAL, SOURCE_MIDI, SOURCE_NAMES, SOURCE_TRANSPORT, Core
@@ -22,6 +22,9 @@ from bridge.live.loop import LoopTempo
 from bridge.live.timebase import meter_of
 from bridge.timing import MAX_BPM, MIDI_PPQN, MIN_BPM, Meter, Tempo
 
+#: MIDI clock ticks of a steady run before its tempo is taken (two beats: at 1 ms of jitter the
+#: fit is then within about 0.1 BPM, so the first reading is already the settled one).
+MIDI_SETTLE_TICKS = 48
 #: Changes smaller than this (BPM) within one source are ignored.
 HYSTERESIS_BPM = {"transport": 0.02, "midi": 0.3, "link": 0.02, "control": 0.0}
 
@@ -76,7 +79,7 @@ class TempoTracker:
 
     def update(self) -> TempoReading:
         """Re-read the sources; returns the (possibly unchanged) reading."""
-        fresh = self._measure(self.core.struct.tempo_source)
+        fresh = self._same_tempo(self._measure(self.core.struct.tempo_source))
         if not fresh.close_to(self._reading):
             if fresh.source == "control" and self._reading.source != "control" and not self.master:
                 self._held = (self._reading.tempo, self.control_bpm())
@@ -84,6 +87,15 @@ class TempoTracker:
             self._reading = fresh
         self._follow_own()
         return self._reading
+
+    def _same_tempo(self, fresh: TempoReading) -> TempoReading:
+        """A source that takes over (or comes back) within its hysteresis of the tempo in force
+        keeps that tempo: switching sources alone never refits loops."""
+        current = self._reading
+        if (fresh.source != current.source and fresh.tempo.meter == current.tempo.meter
+                and abs(fresh.tempo.bpm - current.tempo.bpm) <= HYSTERESIS_BPM.get(fresh.source, 0.0)):
+            return replace(fresh, tempo=current.tempo)
+        return fresh
 
     def _follow_own(self) -> None:
         own = self._control().tempo if self.master else self._reading.tempo
@@ -103,8 +115,9 @@ class TempoTracker:
             return TempoReading(Tempo(_clamp(struct.transport_bpm), meter), "transport", rate,
                                 bool(struct.transport_held))
         if source == SOURCE_MIDI:
-            per_tick = float(struct.midi_clock.frames_per_tick)
-            if per_tick > 0:
+            clock = struct.midi_clock
+            per_tick = float(clock.frames_per_tick)
+            if per_tick > 0 and clock.seen - clock.run_start >= MIDI_SETTLE_TICKS:
                 return TempoReading(Tempo(_clamp(60.0 * rate / (MIDI_PPQN * per_tick))), "midi", rate)
             return TempoReading(self._reading.tempo, "midi", rate)
         if source == SOURCE_EXTERNAL and getattr(core, "external", None):
