@@ -145,7 +145,7 @@ class RemoteEngine:
         return reply
 
     def _exchange(self, method: str, path: str, body: bytes, cancel: CancelCheck | None, timeout: float) -> bytes:
-        exchange = _Exchange(self._host, self._port, timeout)
+        exchange = _Exchange(self._host, self._port, timeout + 5.0)  # the deadline below wins
         thread = threading.Thread(target=exchange.run, args=(method, self._prefix + path, body, self._headers()),
                                   name="riff-bridge-remote", daemon=True)
         thread.start()
