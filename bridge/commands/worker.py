@@ -39,14 +39,14 @@ def run(args: argparse.Namespace) -> int:
     import threading
 
     options, host, port = _options(args)
-    stop = threading.Event()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: stop.set())
     import ray
 
     from bridge.remote.serving import deploy, undeploy
 
     _start_ray(ray, args)
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which sets its own
+        signal.signal(number, lambda *_: stop.set())
     try:
         deploy(options, host, port)
         _announce(options, host, port)

@@ -26,6 +26,11 @@ class WorkerOptions:
         check_range("gpus_per_replica", self.gpus_per_replica, 0, 16)
         check_range("cpus_per_replica", self.cpus_per_replica, 0, 256)
 
+    @property
+    def threads(self) -> int:
+        """torch threads per replica: the CPUs it reserves, at least one."""
+        return max(1, round(self.cpus_per_replica))
+
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """``--engine URL``, ``--token`` and ``--engine-timeout`` for commands that generate."""

@@ -12,8 +12,10 @@ One deployment, :class:`GeneratorDeployment`, is the HTTP ingress and the genera
     task; the call's cancel flag is then set and the engine stops between denoising steps
     (a batch stops once all of its calls were cancelled). A call still waiting in the
     batch queue is dropped by Ray Serve itself.
-Replicas are Ray actors with ``num_cpus``/``num_gpus`` each; Ray restarts a replica whose
-process died while the others keep serving.
+Replicas are Ray actors with ``num_cpus``/``num_gpus`` each, running torch on as many threads
+as they reserve CPUs (at least one; a client decoding with the same thread count gets audio
+bit-identical to a local render); Ray restarts a replica whose process died while the
+others keep serving.
 """
 
 from __future__ import annotations
@@ -53,9 +55,12 @@ class _Pending:
 class GeneratorDeployment:
     """One replica: a loaded :class:`Generator` behind HTTP (see the module docstring)."""
 
-    def __init__(self, model: str, device: str, token: str | None) -> None:
+    def __init__(self, model: str, device: str, token: str | None, threads: int = 1) -> None:
+        import torch
+
         from bridge.remote.generator import Generator
 
+        torch.set_num_threads(threads)
         self.generator = Generator(model, device)
         self.token = token
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riff-bridge-model")
@@ -102,7 +107,7 @@ def build_app(options: WorkerOptions) -> Any:
     """The bound Serve application for ``options``."""
     actor = {"num_cpus": options.cpus_per_replica, "num_gpus": options.gpus_per_replica}
     deployment = GeneratorDeployment.options(num_replicas=options.replicas, ray_actor_options=actor)
-    return deployment.bind(options.model, options.device, options.token)
+    return deployment.bind(options.model, options.device, options.token, options.threads)
 
 
 def deploy(options: WorkerOptions, host: str, port: int) -> None:
