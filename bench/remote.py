@@ -46,25 +46,33 @@ def requests(args: argparse.Namespace, count: int, offset: int = 0) -> list[Gene
             for k in range(count)]
 
 
-def seconds_per_clip(engine: Any, batch: list[GenerationRequest]) -> float:
-    """Median wall seconds per clip (after one warm-up clip)."""
-    engine.generate(batch[0], batch[0].num_samples(RATE), RATE)
-    times = []
+def seconds_per_clip(engines: dict[str, Any], batch: list[GenerationRequest]) -> dict[str, float]:
+    """Median wall seconds per clip of each engine (after one warm-up clip each), the
+    engines taking turns clip by clip so that a busy machine slows them alike."""
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    for engine in engines.values():
+        engine.generate(batch[0], batch[0].num_samples(RATE), RATE)
     for request in batch:
-        began = time.perf_counter()
-        engine.generate(request, request.num_samples(RATE), RATE)
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+        for name, engine in engines.items():
+            began = time.perf_counter()
+            engine.generate(request, request.num_samples(RATE), RATE)
+            times[name].append(time.perf_counter() - began)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
-def remote_row(url: str, returns: str, batch: list[GenerationRequest], baseline: float) -> str:
-    """One latency row through the worker."""
-    engine = RemoteEngine(url, returns=returns)
-    seconds = seconds_per_clip(engine, batch)
-    calls = engine.calls
-    worker = sum(v for k, v in engine.last_reply.timings.items() if k != "batch")  # type: ignore[union-attr]
-    return (f"| worker on loopback, returns {returns} | {seconds:.3f} | {1000 * (seconds - baseline):+.0f} | "
-            f"{engine.bytes_sent / calls:,.0f} | {engine.bytes_received / calls:,.0f} | {worker:.3f} |")
+def latency_rows(child: Any, url: str, batch: list[GenerationRequest]) -> list[str]:
+    """The baseline row and one row per reply kind through the worker."""
+    remotes = {returns: RemoteEngine(url, returns=returns) for returns in ("image", "audio")}
+    seconds = seconds_per_clip({"child": child, **remotes}, batch)
+    baseline = seconds["child"]
+    rows = [f"| local child process (baseline) | {baseline:.3f} | 0 | 0 | 0 | - |"]
+    for returns, engine in remotes.items():
+        calls, reply = engine.calls, engine.last_reply
+        worker = sum(v for k, v in reply.timings.items() if k != "batch")  # type: ignore[union-attr]
+        rows.append(f"| worker on loopback, returns {returns} | {seconds[returns]:.3f} | "
+                    f"{1000 * (seconds[returns] - baseline):+.0f} | {engine.bytes_sent / calls:,.0f} | "
+                    f"{engine.bytes_received / calls:,.0f} | {worker:.3f} |")
+    return rows
 
 
 def throughput(url: str, batch_of: Callable[[int], list[GenerationRequest]], clients: int) -> float:
@@ -126,26 +134,24 @@ def main() -> int:
     seconds = batch[0].num_samples(RATE) / RATE
     print(f"model {args.model}, {args.bars:g} bars at 120 BPM ({seconds:.2f} s clips), {args.steps} steps, "
           f"{args.clips} clips per row, Ray cluster of {args.cpus} CPUs on this machine", flush=True)
-    # The child at the bench's own priority, as the Ray replicas run (serve's default,
-    # SCHED_IDLE, would measure the other jobs on a shared machine instead).
-    with ChildProcessEngine(partial(load_engine, args.model, "cpu"), nice=None, policy=None) as child:
-        baseline = seconds_per_clip(child, batch)
-
     import ray
     from ray import serve
 
     from bridge.remote.serving import APP_NAME, deploy
 
     ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    # The child at the bench's own priority, as the Ray replicas run (serve's default,
+    # SCHED_IDLE, would measure the other jobs on a shared machine instead).
+    child = ChildProcessEngine(partial(load_engine, args.model, "cpu"), nice=None, policy=None)
     try:
-        url, port = "", free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         deploy(WorkerOptions(args.model, "cpu", replicas=1, cpus_per_replica=args.cpus), "127.0.0.1", port)
+        rows = latency_rows(child.start(), url, batch)
+        child.close()
         print("\n| path | s/clip | overhead ms | bytes sent/clip | bytes received/clip | worker s/clip |")
         print("| --- | --- | --- | --- | --- | --- |")
-        print(f"| local child process (baseline) | {baseline:.3f} | 0 | 0 | 0 | - |")
-        print(remote_row(url, "image", batch, baseline), flush=True)
-        print(remote_row(url, "audio", batch, baseline), flush=True)
+        print("\n".join(rows), flush=True)
         batch_of = partial(requests, args, args.clips)
         one = throughput(url, batch_of, 2)
         serve.delete(APP_NAME)
@@ -156,6 +162,7 @@ def main() -> int:
         print(f"| 1 | {args.cpus:g} | 2 | {one:.3f} | 1.00x |\n| 2 | {half:g} | 2 | {two:.3f} | {two / one:.2f}x |",
               flush=True)
     finally:
+        child.close()
         serve.shutdown()
         ray.shutdown()
     print()

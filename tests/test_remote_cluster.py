@@ -182,6 +182,26 @@ def test_a_request_naming_a_file_path_is_refused(cluster: Cluster) -> None:
     assert _get(cluster.url, "/health")[0] == 200
 
 
+def test_an_abandoned_request_is_cancelled_on_the_replica(cluster: Cluster) -> None:
+    import json
+
+    from bridge.engine.protocol import GenerationCancelled
+    from bridge.engine.request import GenerationRequest
+    from bridge.remote.client import RemoteEngine
+    from live_fixtures import wait_until
+
+    request = GenerationRequest(prompt_a="long", width=1024, steps=150)
+    began = time.monotonic()
+    with pytest.raises(GenerationCancelled):
+        RemoteEngine(cluster.url, cluster.token).render(request, cancel=lambda: time.monotonic() - began > 1.5)
+    assert time.monotonic() - began < 5.0
+
+    def replica_stopped() -> bool:
+        return any(json.loads(_get(cluster.url, "/health")[1])["cancelled"] >= 1 for _ in range(4))
+
+    assert wait_until(replica_stopped, 90, step=0.5), "no replica reported the cancelled generation"
+
+
 # -- live sessions ---------------------------------------------------------------------------
 
 class Tap:

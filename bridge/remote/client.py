@@ -31,7 +31,7 @@ import numpy as np
 from bridge.engine.clip import Clip
 from bridge.engine.protocol import CancelCheck, GenerationCancelled
 from bridge.errors import BridgeError, ParameterError, check_choice
-from bridge.remote.wire import ATTACHED, RETURNS, Call, Reply, mask_png, png_bytes, png_image
+from bridge.remote.wire import ATTACHED, RETURNS, Call, Reply, mask_png, png_bytes, rgb_image
 
 #: Seconds between cancel checks while a call is in flight.
 POLL_SECONDS = 0.02
@@ -119,7 +119,7 @@ class RemoteEngine:
         from bridge.audio.image import decode_image
         from bridge.engine.diffusion import image_audio
 
-        image = png_image(reply.image, "reply image")
+        image = rgb_image(reply.image, "reply image")
         timings = {k: v for k, v in reply.timings.items() if k != "batch"}
         timings["network"] = max(0.0, network)
         if reply.audio is None:

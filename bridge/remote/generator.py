@@ -16,7 +16,8 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
-from bridge.remote.wire import ATTACHED, Call, Reply, mask_from_png, png_bytes, png_image
+from bridge.engine.protocol import GenerationCancelled
+from bridge.remote.wire import ATTACHED, Call, Reply, mask_from_png, png_bytes, rgb_image
 
 #: A call's cancel check: true once its client gave up on it.
 Cancel = Callable[[], bool]
@@ -40,11 +41,13 @@ class Generator:
         self.painter = BatchPainter(engine)
         self.pid = os.getpid()
         self.batches: list[int] = []
+        self.cancelled = 0
         self._lock = threading.Lock()
 
     def health(self) -> dict[str, Any]:
         """What ``GET /health`` reports once the model is loaded."""
-        return {"status": "ok", "model": self.model, "device": str(self.engine.components.device)}
+        return {"status": "ok", "model": self.model, "device": str(self.engine.components.device),
+                "replica": self.pid, "cancelled": self.cancelled}
 
     def answer(self, calls: Sequence[Call], cancels: Sequence[Cancel] | None = None) -> list[Reply | BaseException]:
         """A Reply or an exception per call, in order."""
@@ -70,6 +73,9 @@ class Generator:
             else:
                 images = self.painter.paint([c.request for c in calls], inputs,
                                             lambda: all(cancel() for cancel in cancels), watch)
+        except GenerationCancelled as err:
+            self.cancelled += len(calls)
+            return [err] * len(calls)
         except Exception as err:
             return [err] * len(calls)
         return [self._reply(call, image, dict(watch.seconds, batch=float(len(calls))))
@@ -86,7 +92,7 @@ class Generator:
             return None, None
         width, height = request.generation_width(), self.engine.codec.params.n_mels
         if request.seed_image == ATTACHED:
-            seed = fit_image(png_image(call.seed or b"", "seed_image"), width, height)
+            seed = fit_image(rgb_image(call.seed or b"", "seed_image"), width, height)
         else:
             seed = seed_image(request.seed_image, request, self.engine.codec)
         if not request.mask:

@@ -1,4 +1,11 @@
-"""Options of the worker and of its clients (light: no ray, no torch at import)."""
+"""Options of the worker and of its clients (light: no ray, no torch at import).
+
+Commands that generate take ``--engine URL --token T``: ``render`` and ``interpolate``
+through ``bridge.commands.render.add_model_arguments``/``make_engine``, ``serve`` directly.
+A new generating command (e.g. ``restyle``) gets them by using those two helpers; its
+captured input must reach the engine as a request's ``seed_image`` (a file or a built-in),
+which the client turns into PNG bytes (the worker never opens a path).
+"""
 
 from __future__ import annotations
 

@@ -84,10 +84,27 @@ def _split_parts(listing: Any, body: bytes) -> dict[str, bytes]:
 # -- images -------------------------------------------------------------------------------
 
 def png_bytes(image: Image.Image) -> bytes:
-    """Lossless PNG of ``image`` (its EXIF kept)."""
+    """Lossless PNG of ``image`` (its EXIF kept); an RGB image with R=G=B (a mono
+    spectrogram) is stored as one grey channel, a third of the bytes."""
+    exif = image.getexif()
+    if image.mode == "RGB":
+        pixels = np.asarray(image)
+        if np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 1], pixels[..., 2]):
+            image = Image.fromarray(np.ascontiguousarray(pixels[..., 0]), mode="L")
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", exif=image.getexif(), compress_level=1)
+    image.save(buffer, format="PNG", exif=exif)
     return buffer.getvalue()
+
+
+def rgb_image(data: bytes, name: str) -> Image.Image:
+    """The RGB image of PNG ``data`` (grey expanded to R=G=B), its EXIF kept."""
+    image = png_image(data, name)
+    if image.mode == "RGB":
+        return image
+    exif = image.getexif()
+    rgb = image.convert("RGB")
+    rgb.getexif().update(exif)
+    return rgb
 
 
 def png_image(data: bytes, name: str) -> Image.Image:
