@@ -299,6 +299,10 @@ def test_two_sessions_share_two_replicas_and_survive_a_killed_replica(cluster: C
         assert _play_until(streams, lambda: _replicas(streams) - before, 180), "no restarted replica answered"
         metrics = [s.live.metrics() for s in streams]
         played = [s.played() for s in streams]
+    print(f"\nkilled replica {victim} of {sorted(before)}; clips per session before the kill {counts}, "
+          f"after {[m.clips_generated for m in metrics]}; failures {[m.failures for m in metrics]}; "
+          f"replicas answering now {sorted(_replicas(streams) - before)} (restarted); "
+          f"longest silence {[longest_silence(p) for p in played]} frames in {[len(p) for p in played]}")
     assert all(longest_silence(p) == 0 for p in played)
     assert all(m.clips_generated >= c + 3 for m, c in zip(metrics, counts))
     assert victim not in {pid for s in streams for pid in s.tap.replicas[-2:]}
@@ -308,17 +312,27 @@ def test_stopping_the_worker_keeps_loops_playing_and_clips_resume_after_restart(
     with _streams(cluster) as streams:
         assert _play_until(streams, lambda: all(s.clips() >= 2 for s in streams), 180)
         assert cluster.worker.stop() == 0
+        stopped_at = [len(s.output.recording()) for s in streams]
         assert any("riff-bridge worker stopped" in line for line in cluster.worker.lines)
         failures = [s.live.metrics().failures for s in streams]
-        assert _play_until(streams, lambda: all(s.live.metrics().failures >= f + 2 for s, f in zip(streams, failures)),
-                           120)
+        assert _play_until(streams, lambda: all(s.live.metrics().failures >= f + 2 and
+                                                len(s.output.recording()) - a >= 2 * BAR_FRAMES
+                                                for s, f, a in zip(streams, failures, stopped_at)), 120)
         counts = [s.clips() for s in streams]
+        down = [s.live.metrics().failures for s in streams]
         frames = [len(s.output.recording()) for s in streams]
         cluster.worker.start()
         assert _play_until(streams, lambda: all(s.clips() >= c + 2 for s, c in zip(streams, counts)), 240)
         played = [s.played() for s in streams]
         errors = [s.errors for s in streams]
         recordings = [s.output.recording() for s in streams]
+        after = [s.clips() for s in streams]
+    print(f"\nworker stopped: failures per session while down {[f2 - f for f2, f in zip(down, failures)]}, "
+          f"clips before restart {counts}, after {after}; "
+          f"frames played while it was down {[f - a for f, a in zip(frames, stopped_at)]}, "
+          f"after the restart {[len(r) - f for r, f in zip(recordings, frames)]}; "
+          f"longest silence {[longest_silence(p) for p in played]}; first error: {errors[0][0]}")
     assert all(longest_silence(p) == 0 for p in played)
+    assert all(f - a >= 2 * BAR_FRAMES for f, a in zip(frames, stopped_at))
     assert all(len(r) - f > 2 * BAR_FRAMES for r, f in zip(recordings, frames))
     assert all(any("worker http://127.0.0.1" in str(e) for e in errs) for errs in errors)

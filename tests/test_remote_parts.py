@@ -208,3 +208,13 @@ def test_client_cancel_closes_the_connection(http_server) -> None:
     with pytest.raises(GenerationCancelled):
         RemoteEngine(url).generate(REQUEST, 100, 44100, cancel=lambda: not flag.is_alive())
     assert time.monotonic() - began < 3.0
+
+
+def test_the_command_line_imports_neither_ray_nor_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from bridge.cli import build_parser; build_parser(); "
+            "print([m for m in ('ray', 'torch', 'starlette') if m in sys.modules])")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr
