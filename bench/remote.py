@@ -1,19 +1,22 @@
 """Benchmark of generation through a Ray Serve worker on loopback, against the local child process.
 
-One run, one machine (a local Ray cluster of ``--cpus`` CPUs is started in this process):
-  1. latency: seconds per clip of the same request sequence through the local child-process
-     engine (the baseline, ``bridge.live.childengine``) and through ``riff-bridge worker``'s
-     application on 127.0.0.1, both ways the worker can answer: the spectrogram image (PNG,
-     decoded by this process's CPU) or audio (decoded on the worker, sent with the image);
-     overhead in ms against the baseline, bytes sent and received per clip, and the worker's
-     own time per clip (so overhead splits into network+serialisation and decode placement);
+One run, one machine (a local Ray cluster is started in this process):
+  1. latency: the same request sequence through the local child-process engine (the
+     baseline, ``bridge.live.childengine``) and through the worker's application on
+     127.0.0.1 (1 replica of ``--cpus`` threads, as many as the child uses), both ways the
+     worker can answer: the spectrogram image (PNG, decoded by this process's CPU) or audio
+     (decoded on the worker, sent with the image). The paths take turns clip by clip. Per
+     clip: seconds in all, in the model (text encoder, UNet, VAE), in decoding (and where),
+     and the rest, "transport" (the child's pipe and pickles, or HTTP through Ray Serve's
+     proxy, framing, PNG), with its difference to the child's; bytes sent and received;
   2. throughput: clips per second of 2 concurrent clients (live streams) against 1 replica
-     holding all ``--cpus`` (its two streams share UNet batches) and 2 replicas of half as many
-     each (audio replies, so the clients do no decoding and the replicas do all the work);
+     of ``--cpus`` threads (its two streams share UNet batches) and 2 replicas of half as
+     many each, deployed side by side and taking turns round by round (audio replies, so
+     the clients do no decoding and the replicas do all the work);
   3. on a CUDA GPU only: batched throughput of 1, 2 and 4 concurrent same-shape streams in one
      replica's UNet batch (``Generator.answer``), against 1 stream; without a GPU it says so.
 
-    .venv/bin/python bench/remote.py [--model tiny] [--clips 4] [--bars 2] [--steps 10] [--cpus 2]
+    .venv/bin/python bench/remote.py [--model tiny] [--clips 4] [--bars 2] [--steps 10] [--cpus 2] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -46,41 +50,78 @@ def requests(args: argparse.Namespace, count: int, offset: int = 0) -> list[Gene
             for k in range(count)]
 
 
-def seconds_per_clip(engines: dict[str, Any], batch: list[GenerationRequest]) -> dict[str, float]:
-    """Median wall seconds per clip of each engine (after one warm-up clip each), the
-    engines taking turns clip by clip so that a busy machine slows them alike."""
-    times: dict[str, list[float]] = {name: [] for name in engines}
+MODEL_STAGES = ("inputs", "text_encoder", "unet", "vae")
+
+
+@dataclass
+class Tally:
+    """Per-clip seconds of one path: total, model stages, decode, and the rest (transport)."""
+
+    total: list[float] = field(default_factory=list)
+    model: list[float] = field(default_factory=list)
+    decode: list[float] = field(default_factory=list)
+
+    def add(self, seconds: float, timings: dict[str, float]) -> None:
+        self.total.append(seconds)
+        self.model.append(sum(timings.get(k, 0.0) for k in MODEL_STAGES))
+        self.decode.append(timings.get("codec", 0.0) + timings.get("client_codec", 0.0))
+
+    def transport_ms(self) -> float:
+        """Median of total - model - decode per clip: pipes or HTTP, serialisation, queues."""
+        return 1000 * statistics.median(t - m - d for t, m, d in zip(self.total, self.model, self.decode))
+
+
+def measure(engines: dict[str, Any], batch: list[GenerationRequest]) -> dict[str, Tally]:
+    """Per-clip tallies of each engine (after one warm-up clip each), the engines taking
+    turns clip by clip so that a busy machine slows them alike."""
+    tallies = {name: Tally() for name in engines}
     for engine in engines.values():
         engine.generate(batch[0], batch[0].num_samples(RATE), RATE)
     for request in batch:
         for name, engine in engines.items():
             began = time.perf_counter()
-            engine.generate(request, request.num_samples(RATE), RATE)
-            times[name].append(time.perf_counter() - began)
-    return {name: statistics.median(values) for name, values in times.items()}
+            clip = engine.generate(request, request.num_samples(RATE), RATE)
+            tallies[name].add(time.perf_counter() - began, clip.timings)
+    return tallies
 
 
 def latency_rows(child: Any, url: str, batch: list[GenerationRequest]) -> list[str]:
     """The baseline row and one row per reply kind through the worker."""
     remotes = {returns: RemoteEngine(url, returns=returns) for returns in ("image", "audio")}
-    seconds = seconds_per_clip({"child": child, **remotes}, batch)
-    baseline = seconds["child"]
-    rows = [f"| local child process (baseline) | {baseline:.3f} | 0 | 0 | 0 | - |"]
+    tallies = measure({"child": child, **remotes}, batch)
+    base = tallies["child"]
+    rows = [_row("local child process (baseline)", base, base, "child", 0, 0)]
     for returns, engine in remotes.items():
-        calls, reply = engine.calls, engine.last_reply
-        worker = sum(v for k, v in reply.timings.items() if k != "batch")  # type: ignore[union-attr]
-        rows.append(f"| worker on loopback, returns {returns} | {seconds[returns]:.3f} | "
-                    f"{1000 * (seconds[returns] - baseline):+.0f} | {engine.bytes_sent / calls:,.0f} | "
-                    f"{engine.bytes_received / calls:,.0f} | {worker:.3f} |")
+        where = "worker" if returns == "audio" else "client"
+        rows.append(_row(f"worker on loopback, returns {returns}", tallies[returns], base, where,
+                         engine.bytes_sent / engine.calls, engine.bytes_received / engine.calls))
     return rows
 
 
-def throughput(url: str, batch_of: Callable[[int], list[GenerationRequest]], clients: int) -> float:
-    """Clips per second of ``clients`` concurrent clients making their batches."""
-    engines = [RemoteEngine(url, returns="audio") for _ in range(clients)]
-    for engine, batch in zip(engines, [batch_of(100 * c) for c in range(clients)]):
-        engine.generate(batch[0], batch[0].num_samples(RATE), RATE)
-    batches = [batch_of(100 * c + 50) for c in range(clients)]
+def _row(name: str, tally: Tally, base: Tally, where: str, sent: float, received: float) -> str:
+    med = statistics.median
+    return (f"| {name} | {med(tally.total):.3f} | {med(tally.model):.3f} | {med(tally.decode):.3f} ({where}) | "
+            f"{tally.transport_ms():.0f} | {tally.transport_ms() - base.transport_ms():+.0f} | "
+            f"{sent:,.0f} | {received:,.0f} |")
+
+
+def throughput(urls: dict[str, str], batch_of: Callable[[int], list[GenerationRequest]], clients: int,
+               rounds: int) -> dict[str, float]:
+    """Median clips per second of ``clients`` concurrent clients, per application, the
+    applications taking turns round by round (a busy machine slows them alike)."""
+    rates: dict[str, list[float]] = {name: [] for name in urls}
+    for name, url in urls.items():
+        engine = RemoteEngine(url, returns="audio")
+        warm = batch_of(0)[0]
+        engine.generate(warm, warm.num_samples(RATE), RATE)
+    for index in range(rounds):
+        for name, url in urls.items():
+            rates[name].append(_round(url, [batch_of(1000 * index + 100 * c) for c in range(clients)]))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def _round(url: str, batches: list[list[GenerationRequest]]) -> float:
+    engines = [RemoteEngine(url, returns="audio") for _ in batches]
     threads = [threading.Thread(target=lambda e=e, b=b: [e.generate(r, r.num_samples(RATE), RATE) for r in b])
                for e, b in zip(engines, batches)]
     began = time.perf_counter()
@@ -128,39 +169,42 @@ def main() -> int:
     parser.add_argument("--clips", type=int, default=4, help="clips per measurement")
     parser.add_argument("--bars", type=float, default=2.0)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray cluster")
+    parser.add_argument("--cpus", type=int, default=2, help="CPUs (torch threads) per application")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds (2 clients x 2 clips each)")
     args = parser.parse_args()
     batch = requests(args, args.clips)
     seconds = batch[0].num_samples(RATE) / RATE
     print(f"model {args.model}, {args.bars:g} bars at 120 BPM ({seconds:.2f} s clips), {args.steps} steps, "
-          f"{args.clips} clips per row, Ray cluster of {args.cpus} CPUs on this machine", flush=True)
+          f"{args.clips} clips per row, replicas of {args.cpus} CPUs in all per application, on this machine", flush=True)
     import ray
     from ray import serve
 
-    from bridge.remote.serving import APP_NAME, deploy
+    from bridge.remote.serving import deploy
 
-    ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    # Logical CPUs: room for the 1-replica application (all --cpus) and the 2-replica one
+    # (half each) side by side; each replica runs torch on as many threads as it reserves.
+    ray.init(num_cpus=2 * args.cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     # The child at the bench's own priority, as the Ray replicas run (serve's default,
     # SCHED_IDLE, would measure the other jobs on a shared machine instead).
     child = ChildProcessEngine(partial(load_engine, args.model, "cpu"), nice=None, policy=None)
     try:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        deploy(WorkerOptions(args.model, "cpu", replicas=1, cpus_per_replica=args.cpus), "127.0.0.1", port)
-        rows = latency_rows(child.start(), url, batch)
+        deploy(WorkerOptions(args.model, "cpu", replicas=1, cpus_per_replica=args.cpus), "127.0.0.1", port,
+               "one", "/one")
+        deploy(WorkerOptions(args.model, "cpu", replicas=2, cpus_per_replica=args.cpus / 2), "127.0.0.1", port,
+               "two", "/two")
+        rows = latency_rows(child.start(), f"{url}/one", batch)
         child.close()
-        print("\n| path | s/clip | overhead ms | bytes sent/clip | bytes received/clip | worker s/clip |")
-        print("| --- | --- | --- | --- | --- | --- |")
+        print("\n| path | s/clip | model s | decode s (where) | transport ms | vs child ms | bytes sent/clip "
+              "| bytes received/clip |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         print("\n".join(rows), flush=True)
-        batch_of = partial(requests, args, args.clips)
-        one = throughput(url, batch_of, 2)
-        serve.delete(APP_NAME)
-        deploy(WorkerOptions(args.model, "cpu", replicas=2, cpus_per_replica=args.cpus / 2), "127.0.0.1", port)
-        two = throughput(url, batch_of, 2)
+        rates = throughput({"one": f"{url}/one", "two": f"{url}/two"}, partial(requests, args, 2), 2, args.rounds)
         half = args.cpus / 2
-        print("\n| replicas | CPUs each | clients | clips/s | vs 1 replica |\n| --- | --- | --- | --- | --- |")
-        print(f"| 1 | {args.cpus:g} | 2 | {one:.3f} | 1.00x |\n| 2 | {half:g} | 2 | {two:.3f} | {two / one:.2f}x |",
-              flush=True)
+        print("\n| replicas | CPUs (threads) each | clients | clips/s | vs 1 replica |\n| --- | --- | --- | --- | --- |")
+        print(f"| 1 | {args.cpus:g} | 2 | {rates['one']:.3f} | 1.00x |\n"
+              f"| 2 | {half:g} | 2 | {rates['two']:.3f} | {rates['two'] / rates['one']:.2f}x |", flush=True)
     finally:
         child.close()
         serve.shutdown()

@@ -110,11 +110,11 @@ def build_app(options: WorkerOptions) -> Any:
     return deployment.bind(options.model, options.device, options.token, options.threads)
 
 
-def deploy(options: WorkerOptions, host: str, port: int) -> None:
-    """Start Serve's HTTP proxy on ``host:port`` (this Ray cluster) and run the application;
-    returns once every replica has loaded its model."""
+def deploy(options: WorkerOptions, host: str, port: int, name: str = APP_NAME, route_prefix: str = "/") -> None:
+    """Start Serve's HTTP proxy on ``host:port`` (this Ray cluster) and run the application
+    ``name`` under ``route_prefix``; returns once every replica has loaded its model."""
     serve.start(http_options={"host": host, "port": port})
-    serve.run(build_app(options), name=APP_NAME, route_prefix="/")
+    serve.run(build_app(options), name=name, route_prefix=route_prefix)
 
 
 def undeploy(shutdown: bool) -> None:
