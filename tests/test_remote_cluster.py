@@ -236,7 +236,7 @@ class Stream:
 
     def tick(self) -> None:
         """Play one more bar when the next clip is ready or a bar's time (2 s) has passed."""
-        player = self.live.processor.player
+        player = self.live.player
         ready = player.offer.next is not None and (player.current is None or
                                                    player.offer.next.serial != player.current.serial)
         if ready or time.monotonic() - self.last_bar > 2.0:
