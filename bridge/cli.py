@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "control",
     "presets",
     "serve",
+    "worker",
 )
 
 

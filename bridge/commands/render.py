@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bridge.remote.options import add_engine_arguments, remote_engine
+
 NAME = "render"
 HELP = "Generate one clip with the diffusion model and write it as a WAV (and the image as PNG)."
 
@@ -56,6 +58,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weights dtype (default fp16 on GPU, fp32 on CPU)")
     parser.add_argument("--sample-rate", type=int, default=44100, choices=(44100, 48000),
                         help="output sample rate")
+    add_engine_arguments(parser)  # remote worker (--engine URL, --token)
 
 
 def request_from_args(args: argparse.Namespace, alpha: float) -> Any:
@@ -82,9 +85,13 @@ def check_writable(path: str | None, force: bool) -> Path | None:
 
 
 def make_engine(args: argparse.Namespace) -> Any:
-    """The diffusion engine for ``--model/--device/--dtype``; progress bars on a terminal."""
+    """The diffusion engine for ``--model/--device/--dtype``; progress bars on a terminal;
+    or the remote worker's client when ``--engine URL`` is given."""
     from bridge.engine.diffusion import DiffusionEngine
 
+    remote = remote_engine(args)
+    if remote is not None:
+        return remote
     return DiffusionEngine(args.model, device=args.device, dtype=args.dtype,
                            progress=sys.stderr.isatty())
 

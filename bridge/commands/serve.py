@@ -13,6 +13,7 @@ PRIME_SECONDS = 120.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this command's options (and the control surfaces' ones)."""
     from bridge.control.surfaces import add_arguments as add_control_arguments
+    from bridge.remote.options import add_engine_arguments
 
     parser.add_argument("--config", default=None, help="TOML file of option defaults ([serve] table)")
     parser.add_argument("--model", default="tiny",
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inject-faults", type=int, default=0, metavar="N",
                         help="testing: make every Nth generation fail (exception, NaN, out of memory)")
     add_control_arguments(parser)
+    add_engine_arguments(parser)  # remote worker (--engine URL, --token)
     parser.set_defaults(parser=parser)
 
 
@@ -102,7 +104,9 @@ def _parts(args: argparse.Namespace) -> "object":
 
     store = StateStore()
     store.update(_initial_state(args))
-    engine = start_engine(args.model, args.device, args.in_process, args.inject_faults)
+    from bridge.remote.options import remote_engine
+
+    engine = remote_engine(args) or start_engine(args.model, args.device, args.in_process, args.inject_faults)
     output = JackOutput(args.jack_name, args.server, args.audio_in, args.connect, args.midi_from,
                         args.timebase_master)
     options = LiveOptions(free_run=args.free_run, crossfade_ms=args.crossfade_ms, prime_seconds=PRIME_SECONDS)

@@ -42,6 +42,9 @@ from bridge.engine.request import GenerationRequest
 from bridge.engine.seeds import check_seed_source, seed_image
 from bridge.engine.stopwatch import Stopwatch
 
+#: A made seed image and mask (regenerate-weights), either may be None.
+Inputs = tuple[Image.Image | None, np.ndarray | None]
+
 
 class DiffusionEngine:
     """An :class:`~bridge.engine.protocol.Engine` running a Riffusion-style model.
@@ -79,24 +82,33 @@ class DiffusionEngine:
         return self.generate(request, request.num_samples(sample_rate), sample_rate, cancel)
 
     def generate(self, request: GenerationRequest, num_samples: int, sample_rate: int,
-                 cancel: CancelCheck | None = None) -> Clip:
-        """A stereo clip of exactly ``num_samples`` frames for ``request`` (module recipe)."""
+                 cancel: CancelCheck | None = None, inputs: Inputs | None = None) -> Clip:
+        """A stereo clip of exactly ``num_samples`` frames for ``request`` (module recipe).
+
+        ``inputs``: the seed image and mask already made (a remote worker receives them as
+        image bytes and never opens the files a request names); default: :meth:`inputs`.
+        """
         watch = Stopwatch(self.components.device)
-        with watch.stage("inputs"):
-            seed, mask = self.inputs(request)
-            canvas = Canvas(request.generation_width())
-            seed_canvas, mask_canvas = canvas.pad_image(seed), canvas.pad_mask(mask)
-        job = self.job(request, seed_canvas, mask_canvas, watch)
-        if seed is not None and job.denoising_steps() == 0:
-            image = seed.copy()
-        else:
-            pixels = self.pipeline(job, cancel, watch, self.progress)
-            image = canvas.crop(self.finish_image(pixels, seed_canvas, mask_canvas))
+        image = self.paint(request, cancel, inputs, watch)
         if cancel is not None and cancel():
             raise GenerationCancelled("cancelled before phase recovery")
         with watch.stage("codec"):
             mel, audio = self.to_audio(image, num_samples, sample_rate)
         return Clip(audio, sample_rate, mel, image, request, dict(watch.seconds))
+
+    def paint(self, request: GenerationRequest, cancel: CancelCheck | None = None,
+              inputs: Inputs | None = None, watch: Stopwatch | None = None) -> Image.Image:
+        """Steps 1-5 of the recipe: the request's spectrogram image (generation width wide)."""
+        watch = watch or Stopwatch(self.components.device)
+        with watch.stage("inputs"):
+            seed, mask = inputs if inputs is not None else self.inputs(request)
+            canvas = Canvas(request.generation_width())
+            seed_canvas, mask_canvas = canvas.pad_image(seed), canvas.pad_mask(mask)
+        job = self.job(request, seed_canvas, mask_canvas, watch)
+        if seed is not None and job.denoising_steps() == 0:
+            return seed.copy()
+        pixels = self.pipeline(job, cancel, watch, self.progress)
+        return canvas.crop(self.finish_image(pixels, seed_canvas, mask_canvas))
 
     # 1. inputs
     @staticmethod
@@ -152,9 +164,16 @@ class DiffusionEngine:
     # 6. audio
     def to_audio(self, image: Image.Image, num_samples: int, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
         """The image's ``(1, n_mels, width)`` mel and ``(num_samples, 2)`` float32 audio."""
-        mel, _ = decode_image(image, stereo=False)
-        mono = self.codec.mel_to_audio(mel, num_samples, sample_rate).cpu().numpy()
-        return mel, np.repeat(mono.T, 2, axis=1).astype(np.float32)
+        return image_audio(self.codec, image, num_samples, sample_rate)
+
+
+def image_audio(codec: SpectrogramCodec, image: Image.Image, num_samples: int,
+                sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Step 6 with ``codec``: the image's ``(1, n_mels, width)`` mel and ``(num_samples, 2)``
+    float32 audio (a remote engine's client decodes the worker's image with this)."""
+    mel, _ = decode_image(image, stereo=False)
+    mono = codec.mel_to_audio(mel, num_samples, sample_rate).cpu().numpy()
+    return mel, np.repeat(mono.T, 2, axis=1).astype(np.float32)
 
 
 def _image_tensor(image: Image.Image) -> torch.Tensor:
