@@ -110,7 +110,7 @@ def _message(repo_id: str, cached: Path | None, missing: list[str], hub: str) ->
         cache = f"its cached snapshot {cached} is incomplete (missing {', '.join(missing)})"
     return (f"model {repo_id!r} is not available: looked for its configs, tokenizer and weights "
             f"(safetensors or .bin, or a single .safetensors/.ckpt file): {cache}; on the hub: {hub}. "
-            f"Fix: {fix_command(repo_id)}; or pass --model with a local folder or checkpoint file; "
+            f"Fix: {fix_command(repo_id)}; or pass --model PATH (a local folder or checkpoint file); "
             f"--model tiny runs a small random model")
 
 
