@@ -215,3 +215,29 @@ def test_fetch_model_cli_converts_a_local_checkpoint(layouts, cache, capsys) -> 
 
     assert main(["fetch-model", str(layouts["single.ckpt"])]) == 0
     assert f"ready at {converted_dir(layouts['single.ckpt'])}" in capsys.readouterr().out
+
+
+def test_compile_wraps_the_unet_and_makes_weights_channels_last(tiny_model_dir) -> None:
+    from bridge.engine.loader import ModelSpec, load_model
+    from bridge.engine.speed import is_compiled
+
+    plain = load_model(ModelSpec(str(tiny_model_dir), device="cpu"))
+    parts = load_model(ModelSpec(str(tiny_model_dir), device="cpu", compile=True))
+    assert not is_compiled(plain.unet) and is_compiled(parts.unet)
+    assert parts.unet.config.in_channels == 4  # the config still reads through the wrapper
+    assert parts.unet._orig_mod.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert parts.vae.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_single_file_s_clip_tokenizer_is_found_beside_it_or_named(hub, tmp_path) -> None:
+    from bridge.engine.checkpoint import clip_tokenizer
+
+    checkpoint = tmp_path / "riffusion-model-v1.ckpt"
+    with pytest.raises(ModelUnavailableError) as caught:
+        clip_tokenizer(checkpoint)
+    message = str(caught.value)
+    assert str(tmp_path / "tokenizer") in message and str(hub) in message
+    assert "Fix: `hf download openai/clip-vit-large-patch14 vocab.json merges.txt" in message
+    (tmp_path / "tokenizer").mkdir()
+    (tmp_path / "tokenizer" / "vocab.json").write_text("{}")
+    assert clip_tokenizer(checkpoint) == tmp_path / "tokenizer"

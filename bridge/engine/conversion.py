@@ -76,9 +76,13 @@ def _cached(source: Path, build: Callable[[Path, Path], Any]) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         build(source, staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        if target.exists() and not (target / "model_index.json").is_file():
+            shutil.rmtree(target)  # a leftover without its last file
+        try:
+            staging.rename(target)
+        except OSError:  # another process finished the same conversion first
+            if not (target / "model_index.json").is_file():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -9,13 +9,15 @@ Recipe of :func:`hub_snapshot`:
      (:func:`choose_files`: configs, tokenizer, scheduler and, per part, its best weight file
      in whichever format the repo has; never the safety checker or feature extractor; a
      single-file checkpoint only when the repo has no diffusers weights), then download
-     them with huggingface_hub, which shows progress bars and resumes interrupted files;
+     them with huggingface_hub, which resumes interrupted files and shows progress bars
+     (when asked, or whenever stderr is a terminal: a download can take minutes);
   3. check the result is complete; every failure names what was looked for, where, and the
      one command that fixes it.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from bridge.engine.layout import PARTS, best_weight, is_diffusers_folder, plan_folder, single_files
@@ -97,7 +99,7 @@ def _download(repo_id: str, progress: bool) -> Path:
 
     listing = {entry.path: getattr(entry, "size", 0) or 0
                for entry in HfApi().list_repo_tree(repo_id, recursive=True) if hasattr(entry, "size")}
-    (enable_progress_bars if progress else disable_progress_bars)()
+    (enable_progress_bars if progress or sys.stderr.isatty() else disable_progress_bars)()
     return Path(snapshot_download(repo_id, allow_patterns=choose_files(listing), etag_timeout=HUB_TIMEOUT))
 
 
