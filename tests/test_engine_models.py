@@ -241,3 +241,121 @@ def test_a_single_file_s_clip_tokenizer_is_found_beside_it_or_named(hub, tmp_pat
     (tmp_path / "tokenizer").mkdir()
     (tmp_path / "tokenizer" / "vocab.json").write_text("{}")
     assert clip_tokenizer(checkpoint) == tmp_path / "tokenizer"
+
+
+# -- a hub download end to end, from a loopback stand-in of the hub's HTTP API --------------
+
+class _LoopbackHub:
+    """Serves one repo's files the way huggingface.co does (tree and revision API, resolve
+    URLs with commit and ETag headers, byte ranges) on 127.0.0.1, and logs every request.
+    The first download of ``interrupt`` stops half-way (the connection drops)."""
+
+    def __init__(self, repo: str, files: dict[str, bytes], interrupt: str = "") -> None:
+        import hashlib
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.repo, self.files, self.log, self.interrupt = repo, files, [], interrupt
+        self.commit = "c" * 40
+        self.etags = {path: hashlib.sha256(data).hexdigest() for path, data in files.items()}
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_: object) -> None:
+                pass
+
+            def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+                hub.serve(self, body=False)
+
+            def do_GET(self) -> None:  # noqa: N802
+                hub.serve(self, body=True)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def serve(self, handler: Any, body: bool) -> None:
+        import json
+
+        path = handler.path.split("?")[0]
+        self.log.append((handler.command, path, handler.headers.get("Range")))
+        if path.startswith(f"/api/models/{self.repo}/tree/"):
+            listing = [{"type": "file", "path": p, "size": len(d), "oid": self.etags[p]} for p, d in self.files.items()]
+            return self._send(handler, 200, json.dumps(listing).encode(), {"Content-Type": "application/json"}, body)
+        if path.startswith(f"/api/models/{self.repo}/revision/"):
+            info = {"id": self.repo, "sha": self.commit, "siblings": [{"rfilename": p} for p in self.files]}
+            return self._send(handler, 200, json.dumps(info).encode(), {"Content-Type": "application/json"}, body)
+        prefix = f"/{self.repo}/resolve/"
+        name = path[len(prefix):].split("/", 1)[1] if path.startswith(prefix) else None
+        if name not in self.files:
+            return self._send(handler, 404, b"not found", {}, body)
+        data, start = self.files[name], 0
+        headers = {"X-Repo-Commit": self.commit, "ETag": f'"{self.etags[name]}"'}
+        wanted = handler.headers.get("Range")
+        if wanted and body:
+            start = int(wanted.split("=")[1].split("-")[0])
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        if body and name == self.interrupt:
+            self.interrupt = ""
+            return self._drop(handler, data, headers)
+        self._send(handler, 206 if start else 200, data[start:], headers, body)
+
+    @staticmethod
+    def _drop(handler: Any, data: bytes, headers: dict[str, str]) -> None:
+        """Announce all of ``data``, send half, and close the connection."""
+        import socket
+
+        handler.send_response(200)
+        for key, value in dict(headers, **{"Content-Length": str(len(data))}).items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(data[:len(data) // 2])
+        handler.wfile.flush()
+        handler.connection.shutdown(socket.SHUT_RDWR)
+        handler.close_connection = True
+
+    @staticmethod
+    def _send(handler: Any, status: int, data: bytes, headers: dict[str, str], body: bool) -> None:
+        handler.send_response(status)
+        for key, value in dict(headers, **{"Content-Length": str(len(data))}).items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        if body:
+            handler.wfile.write(data)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_hub_download_fetches_only_what_is_needed_and_resumes_a_dropped_file(
+        hub, monkeypatch, layouts, cache, reference_clip) -> None:
+    from huggingface_hub import constants
+
+    from bridge.engine.diffusion import DiffusionEngine
+
+    source = layouts["bin-folder"]
+    files = {str(p.relative_to(source)): p.read_bytes() for p in source.rglob("*") if p.is_file()}
+    files.update({"safety_checker/config.json": b"{}", "safety_checker/pytorch_model.bin": b"x" * 1000,
+                  "riffusion-model-v1.ckpt": b"y" * 1000})
+    unet = "unet/diffusion_pytorch_model.bin"
+    server = _LoopbackHub(REPO, files, interrupt=unet)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 64 * 1024)  # our files are small
+    monkeypatch.setattr(constants, "ENDPOINT", server.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+    try:
+        engine = DiffusionEngine(REPO, device="cpu")
+    finally:
+        server.close()
+    fetched = {path.split("/resolve/")[1].split("/", 1)[1] for method, path, _ in server.log
+               if method == "GET" and "/resolve/" in path}
+    assert {unet, "vae/diffusion_pytorch_model.bin", "tokenizer/tokenizer.json"} <= fetched
+    assert not any(p.startswith("safety_checker") or p.endswith(".ckpt") for p in fetched)
+    half = len(files[unet]) // 2
+    gets = [entry[2] for entry in server.log if entry[0] == "GET" and entry[1].endswith(unet)]
+    assert len(gets) == 2 and gets[0] is None and gets[1].startswith("bytes=")  # the retry resumed
+    assert 0 < int(gets[1].removeprefix("bytes=").rstrip("-")) <= half
+    blob = hub / f"models--{REPO.replace('/', '--')}" / "blobs" / server.etags[unet]
+    assert blob.read_bytes() == files[unet]
+    assert np.array_equal(engine.render(REQUEST).audio, reference_clip)

@@ -195,13 +195,13 @@ class SpectrogramDiffusion:
         vae = self.parts.vae
         if self.parts.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
             vae = self.vae32()
-        result = run(vae)
+        result, retried = run(vae), False
         if not bool(torch.isfinite(result).all()) and vae.dtype != torch.float32:
             self.fp32_retries += 1
-            result = run(self.vae32())
+            result, retried = run(self.vae32()), True
         if not bool(torch.isfinite(result).all()):
-            raise NonFiniteError(f"the VAE gave a non-finite {what} (NaN/Inf), also in fp32; the clip is "
-                                 f"dropped (the model's VAE weights may be broken)")
+            raise NonFiniteError(f"the VAE gave a non-finite {what} (NaN/Inf){' also' if retried else ''} in "
+                                 f"fp32; the clip is dropped (the model's VAE weights may be broken)")
         return result
 
     def vae32(self) -> Any:
