@@ -9,8 +9,9 @@ Recipe of :func:`hub_snapshot`:
      (:func:`choose_files`: configs, tokenizer, scheduler and, per part, its best weight file
      in whichever format the repo has; never the safety checker or feature extractor; a
      single-file checkpoint only when the repo has no diffusers weights), then download
-     them with huggingface_hub, which resumes interrupted files and shows progress bars
-     (when asked, or whenever stderr is a terminal: a download can take minutes);
+     them with huggingface_hub, which resumes a dropped connection by byte range and shows
+     progress bars (when asked, or whenever stderr is a terminal: a download can take
+     minutes); files already complete in the cache are not fetched again;
   3. check the result is complete; every failure names what was looked for, where, and the
      one command that fixes it.
 """
