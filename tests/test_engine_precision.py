@@ -76,7 +76,7 @@ def live_rig(bf16_engine) -> Iterator[tuple[Any, Any, Any, list[BaseException]]]
 
 
 def _next_ready(live: Any) -> bool:
-    player = live.processor.player
+    player = live.player if hasattr(live, "player") else live.processor.player  # native core / before
     following, current = player.offer.next, player.current
     return following is not None and (current is None or following.serial != current.serial)
 
