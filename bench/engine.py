@@ -5,14 +5,17 @@
    same settings (img2img from the built-in drum grid), in the same run; ratio ours/diffusers
    (target <= 1.0). Stage times come from forward hooks on the shared modules, so both sides
    are measured the same way; the codec turns both images into audio.
-2. One UNet step of the full Stable Diffusion v1.5 architecture (random weights, built in
-   code, nothing downloaded) on CPU at 512x512 with guidance (batch 2), fp32 and bf16.
-3. Where CUDA is available: a whole 512x512 clip (5.11 s of audio) with the full architecture
-   (random weights) through our engine, in fp16 with and without ``torch.compile``, at a few
-   step counts of DPM-Solver++, as seconds per clip and real-time factor (goal: 20x on one
-   H100). Without CUDA it says so.
+2. ``--full``: the full-size Stable Diffusion v1.5 architecture (UNet 860M, VAE 84M, CLIP-L
+   text encoder 123M parameters, random weights) written to disk as a diffusers folder
+   (float32 safetensors, as a downloaded model) and loaded through the product's own path
+   (``load_model``), then whole clips through the engine (img2img from the drum grid at
+   denoising 0.75, guidance 7, a 512 px clip = 5.11 s):
+   - on CPU: seconds per UNet step (batch 2, 64x64 latents) and per clip, fp32 and bf16;
+   - on CUDA: the whole table, seconds per clip, per UNet step and real-time factor for
+     each dtype (fp16, bf16, fp32 with TF32), scheduler and step count, and torch.compile
+     off and on (fp16). About 5 minutes on one H100.
 
-    .venv/bin/python bench/engine.py [--repeats N] [--steps K] [--skip-full]
+    .venv/bin/python bench/engine.py [--repeats N] [--steps K] [--full] [--skip-tiny] [--device cuda:N]
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from bridge.engine.diffusion import DiffusionEngine  # noqa: E402
 from bridge.engine.loader import ModelComponents, ModelSpec, load_model, quiet_libraries  # noqa: E402
 from bridge.engine.request import GenerationRequest  # noqa: E402
 from bridge.engine.seeds import seed_image  # noqa: E402
-from bridge.engine.tiny import SD_SCHEDULER_CONFIG, build_tokenizer, write_tiny_model  # noqa: E402
+from bridge.engine.tiny import build_tokenizer, write_tiny_model  # noqa: E402
 
 CLIP_SECONDS = 511 * 441 / 44100  # a 512 px clip
 STAGES = ("text_encoder", "unet", "vae", "other", "codec", "total")
@@ -180,28 +183,14 @@ def run_time(work: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-# -- full SD1.5 architecture, random weights ------------------------------------------------
+# -- 2. full SD1.5 architecture, random weights, through load_model ---------------------------
 
-SD15_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-    block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
-    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, norm_num_groups=32)
-SD15_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, sample_size=512,
-    block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-    up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32)
-CLIP_L = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-              num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
-              projection_dim=768)
-
-
-def random_module(factory: Callable[[], torch.nn.Module], device: str, dtype: torch.dtype) -> torch.nn.Module:
+def random_module(factory: Callable[[], torch.nn.Module]) -> torch.nn.Module:
     """``factory()`` built without initialisation (meta device), then filled quickly:
     matrices ~ N(0, 0.02), norm scales 1, biases 0. Only for modules without buffers."""
     with torch.device("meta"):
         module = factory()
-    module = module.to_empty(device=device).to(dtype)
+    module = module.to_empty(device="cpu")
     with torch.no_grad():
         for name, param in module.named_parameters():
             if param.dim() >= 2:
@@ -210,119 +199,138 @@ def random_module(factory: Callable[[], torch.nn.Module], device: str, dtype: to
                 param.fill_(1.0)
             else:
                 param.zero_()
-    return module.eval().requires_grad_(False)
+    return module
 
 
-def sd15_unet(device: str, dtype: torch.dtype) -> Any:
-    """The SD1.5 UNet architecture with random weights, SDPA attention."""
-    from diffusers import UNet2DConditionModel
-    from diffusers.models.attention_processor import AttnProcessor2_0
-
-    unet = random_module(lambda: UNet2DConditionModel(**SD15_UNET), device, dtype)
-    unet.set_attn_processor(AttnProcessor2_0())
-    return unet
-
-
-def cpu_unet_step(repeats: int) -> None:
-    """Section 2."""
-    print("\n## 2. Full SD1.5 UNet (860M parameters, random weights), one step on CPU, "
-          "512x512 latents 64x64, batch 2 (guidance)")
-    print(f"{'dtype':<8}{'seconds/step':>14}")
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        unet = sd15_unet("cpu", dtype)
-        latents = torch.randn(2, 4, 64, 64, dtype=dtype)
-        text = torch.randn(2, 77, 768, dtype=dtype)
-        with torch.no_grad():
-            step = lambda: unet(latents, torch.tensor(500), encoder_hidden_states=text)  # noqa: E731
-            step()
-            seconds = min(run_time(step) for _ in range(repeats))
-        print(f"{name:<8}{seconds:>14.2f}")
-        del unet
-
-
-# -- 3. GPU ------------------------------------------------------------------------------
-
-def sd15_components(device: str, dtype: torch.dtype) -> ModelComponents:
-    """Full SD1.5 architecture (UNet, VAE, CLIP-L text encoder) with random weights."""
-    from diffusers import AutoencoderKL
-    from diffusers.models.attention_processor import AttnProcessor2_0
+def write_full_model(folder: Path) -> Path:
+    """The SD1.5 architecture with random weights as a diffusers folder (reused when present)."""
+    if (folder / "model_index.json").is_file():
+        return folder
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    vae = random_module(lambda: AutoencoderKL(**SD15_VAE), device, dtype)
-    vae.set_attn_processor(AttnProcessor2_0())
-    text = CLIPTextModel(CLIPTextConfig(**CLIP_L)).to(device, dtype).eval().requires_grad_(False)
-    return ModelComponents(unet=sd15_unet(device, dtype), vae=vae, text_encoder=text,
-                           tokenizer=build_tokenizer(), scheduler_config=dict(SD_SCHEDULER_CONFIG),
-                           device=torch.device(device), dtype=dtype, folder=Path("(built in code)"))
+    from bridge.engine.architecture import SD15
+
+    staging = Path(tempfile.mkdtemp(prefix=".sd15-", dir=folder.parent))
+    SD15.write_configs(staging)
+    config = {k: v for k, v in SD15.unet.items() if not k.startswith("_")}
+    random_module(lambda: UNet2DConditionModel(**config)).save_pretrained(str(staging / "unet"))
+    config = {k: v for k, v in SD15.vae.items() if not k.startswith("_")}
+    random_module(lambda: AutoencoderKL(**config)).save_pretrained(str(staging / "vae"))
+    CLIPTextModel(CLIPTextConfig(**SD15.text_encoder)).save_pretrained(str(staging / "text_encoder"))
+    build_tokenizer().save_pretrained(str(staging / "tokenizer"))  # ids < 514 of CLIP's 49408
+    staging.rename(folder)
+    return folder
 
 
-def compiled(parts: ModelComponents) -> ModelComponents:
-    """The same components with channels-last, torch.compile'd UNet and VAE decoder."""
-    unet = parts.unet.to(memory_format=torch.channels_last)
-    parts.vae.to(memory_format=torch.channels_last)
-    parts.vae.decoder = torch.compile(parts.vae.decoder, mode="max-autotune-no-cudagraphs", fullgraph=False)
-    unet = torch.compile(unet, mode="max-autotune-no-cudagraphs", fullgraph=False)
-    return ModelComponents(unet=unet, vae=parts.vae, text_encoder=parts.text_encoder,
-                           tokenizer=parts.tokenizer, scheduler_config=parts.scheduler_config,
-                           device=parts.device, dtype=parts.dtype, folder=parts.folder)
+def full_model_folder() -> Path:
+    """Where the random full-size model lives (riff-bridge's cache)."""
+    from bridge.engine.tiny import cache_root
+
+    folder = cache_root() / "bench-sd15-random"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return write_full_model(folder)
 
 
-def clip_seconds(engine: DiffusionEngine, request: GenerationRequest, repeats: int) -> float:
-    """Best wall seconds per clip (after two warm-ups, which also compile)."""
+def parameter_counts(parts: ModelComponents) -> str:
+    """``UNet 860M, VAE 84M, text 123M``."""
+    count = lambda m: sum(p.numel() for p in m.parameters()) / 1e6  # noqa: E731
+    return (f"UNet {count(parts.unet):.0f}M, VAE {count(parts.vae):.0f}M, "
+            f"text encoder {count(parts.text_encoder):.0f}M parameters")
+
+
+def clip_request(scheduler: str, steps: int) -> GenerationRequest:
+    """A 512 px clip (5.11 s), img2img from the drum grid at denoising 0.75 (the live default)."""
+    return GenerationRequest(prompt_a="funky synth solo", width=512, bpm=120, steps=steps,
+                             scheduler=scheduler, seed_image="grid", denoising=0.75, guidance=7.0)
+
+
+def timed_clip(engine: DiffusionEngine, request: GenerationRequest) -> tuple[float, float]:
+    """(wall seconds of one clip, seconds per UNet call) with warm caches."""
+    started = time.perf_counter()
+    clip = engine.render(request)
+    seconds = time.perf_counter() - started
+    calls = max(1, int(request.steps * request.denoising))
+    return seconds, clip.timings.get("unet", 0.0) / calls
+
+
+def cpu_full(folder: Path, steps: int) -> None:
+    """Section 2 on CPU: s/step and s/clip, fp32 and bf16."""
+    print(f"\n## 2. Full SD1.5 architecture (random weights) from {folder} through load_model, CPU; "
+          f"img2img 512 px clip (5.11 s), {steps} steps x 0.75, guidance 7 (UNet batch 2)")
+    print(f"{'dtype':<8}{'s/UNet step':>13}{'s/clip':>10}{'x real time':>13}{'load s':>9}")
+    for dtype in ("fp32", "bf16"):
+        started = time.perf_counter()
+        parts = load_model(ModelSpec(str(folder), device="cpu", dtype=dtype))
+        loaded = time.perf_counter() - started
+        if dtype == "fp32":
+            print(f"# {parameter_counts(parts)}")
+        engine = DiffusionEngine.from_components(parts)
+        engine.render(clip_request("dpm", 2))  # warm-up: oneDNN kernels, prompt and seed caches
+        seconds, per_step = timed_clip(engine, clip_request("dpm", steps))
+        print(f"{dtype:<8}{per_step:>13.2f}{seconds:>10.2f}{CLIP_SECONDS / seconds:>13.3f}{loaded:>9.1f}")
+        del engine, parts
+
+
+GPU_RUNS = (("pndm", 50), ("dpm", 25), ("dpm", 20), ("dpm", 12), ("euler", 20), ("ddim", 20))
+
+
+def gpu_full(folder: Path, device: str, repeats: int) -> None:
+    """Section 2 on CUDA: the whole table."""
+    name = torch.cuda.get_device_name(device)
+    print(f"\n## 2. Full SD1.5 architecture (random weights) through load_model on {device} ({name}); "
+          f"img2img 512 px clip (5.11 s) from the drum grid, denoising 0.75, guidance 7; best of {repeats}")
+    print(f"{'dtype':<6}{'compile':>8}{'scheduler':>10}{'steps':>6}{'UNet calls':>11}"
+          f"{'s/clip':>9}{'s/step':>9}{'x real time':>13}")
+    for dtype, compile_ in (("fp16", False), ("bf16", False), ("fp32", False), ("fp16", True)):
+        try:
+            parts = load_model(ModelSpec(str(folder), device=device, dtype=dtype, compile=compile_))
+            engine = DiffusionEngine.from_components(parts)
+            for scheduler, steps in GPU_RUNS:
+                gpu_row(engine, dtype, compile_, scheduler, steps, repeats)
+        except Exception as err:  # noqa: BLE001 - report and go on with the next setup
+            print(f"{dtype:<6}{str(compile_):>8}  failed: {type(err).__name__}: {str(err)[:160]}")
+        finally:
+            parts = engine = None
+            torch.cuda.empty_cache()
+
+
+def gpu_row(engine: DiffusionEngine, dtype: str, compile_: bool, scheduler: str, steps: int,
+            repeats: int) -> None:
+    """One row: two warm-ups (they compile), then the best of ``repeats``."""
+    request = clip_request(scheduler, steps)
     for _ in range(2):
         engine.render(request)
-    return min(run_time(lambda: engine.render(request)) for _ in range(repeats))
-
-
-def gpu_clips(repeats: int) -> None:
-    """Section 3."""
-    print("\n## 3. GPU: full SD1.5 architecture (random weights), 512x512 clip (5.11 s) end to end "
-          "(text encoder, UNet, VAE, codec on GPU)")
-    if not torch.cuda.is_available():
-        print("no GPU (CUDA) present on this machine: section skipped")
-        return
-    print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    torch.backends.cudnn.benchmark = True
-    print(f"{'setup':<44}{'s/clip':>9}{'x real time':>13}")
-    base = sd15_components("cuda", torch.float16)
-    for label, parts in (("fp16 eager", base), ("fp16 compiled, channels-last", None)):
-        try:
-            parts = parts or compiled(base)
-        except Exception as err:  # noqa: BLE001 - report and go on
-            print(f"{label:<44} failed: {type(err).__name__}: {err}")
-            continue
-        engine = DiffusionEngine.from_components(parts)
-        for scheduler, steps, image in (("pndm", 50, "grid"), ("dpm", 20, "grid"), ("dpm", 12, "grid"),
-                                        ("dpm", 8, None)):
-            request = GenerationRequest(prompt_a="funky synth solo", width=512, bpm=120, steps=steps,
-                                        scheduler=scheduler, seed_image=image)
-            calls = int(steps * 0.75) if image else steps
-            try:
-                seconds = clip_seconds(engine, request, repeats)
-            except Exception as err:  # noqa: BLE001
-                print(f"{label:<44} failed: {type(err).__name__}: {str(err)[:120]}")
-                break
-            what = f"{label}, {scheduler} {steps} steps ({calls} UNet calls)"
-            print(f"{what:<44}{seconds:>9.3f}{CLIP_SECONDS / seconds:>13.1f}")
+    seconds, per_step = min(timed_clip(engine, request) for _ in range(repeats))
+    print(f"{dtype:<6}{str(compile_):>8}{scheduler:>10}{steps:>6}{int(steps * 0.75):>11}"
+          f"{seconds:>9.3f}{per_step:>9.4f}{CLIP_SECONDS / seconds:>13.1f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=20, help="steps of the tiny-model comparison")
-    parser.add_argument("--skip-full", action="store_true", help="skip the full-architecture CPU step")
+    parser.add_argument("--steps", type=int, default=20, help="steps of the tiny comparison and the CPU full run")
+    parser.add_argument("--full", action="store_true", help="also the full-size SD1.5 architecture (section 2)")
+    parser.add_argument("--skip-tiny", action="store_true", help="skip the tiny-model comparison")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or cuda:N for section 2 (auto: cuda if present)")
+    parser.add_argument("--cpu-steps", type=int, default=4, help="steps of the CPU full run (x 0.75 UNet calls)")
     args = parser.parse_args()
     import diffusers
 
     quiet_libraries(progress=False)
     print(f"# riff-bridge engine benchmark: torch {torch.__version__}, diffusers {diffusers.__version__}, "
           f"{torch.get_num_threads()} CPU threads")
-    tiny_comparison(args.repeats, args.steps)
-    if not args.skip_full:
-        cpu_unet_step(max(1, args.repeats // 3))
-    gpu_clips(args.repeats)
+    if not args.skip_tiny:
+        tiny_comparison(args.repeats, args.steps)
+    if args.full:
+        device = ModelSpec(device=args.device).resolved_device()
+        folder = full_model_folder()
+        if device.startswith("cuda"):
+            gpu_full(folder, device, args.repeats)
+        else:
+            cpu_full(folder, args.cpu_steps)
+            print("\nno GPU (CUDA) on this machine: the GPU table (dtype x scheduler x steps x compile) "
+                  "needs one; run this same command there")
 
 
 if __name__ == "__main__":

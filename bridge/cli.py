@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "render",
     "interpolate",
     "tiny_model",
+    "fetch_model",
     "demo",
     "control",
     "presets",

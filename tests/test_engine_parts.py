@@ -161,7 +161,7 @@ def test_missing_folder_and_incomplete_folder_are_clear(tmp_path) -> None:
     from bridge.engine.loader import load_model
 
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelUnavailableError, match="could not load unet with safetensors weights"):
+    with pytest.raises(ModelUnavailableError, match="empty: neither a diffusers folder .* nor a folder with a"):
         load_model(ModelSpec(str(tmp_path / "empty"), device="cpu"))
 
 
@@ -172,6 +172,11 @@ def test_model_spec_validates_device_and_dtype() -> None:
         ModelSpec(device="cpu", dtype="fp16").resolved_dtype("cpu")
     assert ModelSpec(device="cpu").resolved_dtype("cpu") == torch.float32
     assert ModelSpec(device="cpu", dtype="bf16").resolved_dtype("cpu") == torch.bfloat16
+    with pytest.raises(ParameterError, match="device: expected one of auto, cpu, cuda, mps or cuda:N, got 'cuda:x'"):
+        ModelSpec(device="cuda:x")
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match=r"device: expected cpu \(no CUDA device is present\), got 'cuda:1'"):
+            ModelSpec(device="cuda:1").resolved_device()
 
 
 def test_help_does_not_import_torch() -> None:

@@ -52,13 +52,23 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Model, device, dtype and sample-rate options."""
     parser.add_argument("--model", default="riffusion/riffusion-model-v1",
-                        help="Hugging Face id, local diffusers folder, or 'tiny' (small random model)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--dtype", default=None, choices=("fp32", "bf16", "fp16"),
-                        help="weights dtype (default fp16 on GPU, fp32 on CPU)")
+                        help="Hugging Face id, local diffusers folder, .safetensors/.ckpt checkpoint, "
+                             "or 'tiny' (small random model)")
+    add_device_arguments(parser)
     parser.add_argument("--sample-rate", type=int, default=44100, choices=(44100, 48000),
                         help="output sample rate")
     add_engine_arguments(parser)  # remote worker (--engine URL, --token)
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device, --dtype and --compile (shared by render, interpolate and serve)."""
+    parser.add_argument("--device", default="auto",
+                        help="auto, cpu, cuda, cuda:N or mps (every stage runs there, the codec too)")
+    parser.add_argument("--dtype", default=None, choices=("fp32", "bf16", "fp16"),
+                        help="weights dtype (default fp16 on GPU, fp32 on CPU; fp16 decodes fall back to fp32)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the UNet with channels-last weights (faster on GPU after a "
+                             "slow first clip per loop length)")
 
 
 def request_from_args(args: argparse.Namespace, alpha: float) -> Any:
@@ -93,7 +103,7 @@ def make_engine(args: argparse.Namespace) -> Any:
     if remote is not None:
         return remote
     return DiffusionEngine(args.model, device=args.device, dtype=args.dtype,
-                           progress=sys.stderr.isatty())
+                           progress=sys.stderr.isatty(), compile=args.compile)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="TOML file of option defaults ([serve] table)")
     parser.add_argument("--model", default="tiny",
                         help="tiny (small random model), fake (no model), a diffusers folder or hub id")
-    parser.add_argument("--device", default="auto", help="model device: auto, cpu, cuda, mps")
+    from bridge.commands.render import add_device_arguments
+
+    add_device_arguments(parser)
     parser.add_argument("--bpm", type=float, default=120.0,
                         help="tempo when no JACK timebase master or MIDI clock sets one (20-400)")
     parser.add_argument("--bars", type=int, default=2, help="loop length in bars (1-16)")
@@ -106,7 +108,8 @@ def _parts(args: argparse.Namespace) -> "object":
     store.update(_initial_state(args))
     from bridge.remote.options import remote_engine
 
-    engine = remote_engine(args) or start_engine(args.model, args.device, args.in_process, args.inject_faults)
+    engine = remote_engine(args) or start_engine(args.model, args.device, args.in_process, args.inject_faults,
+                                                 args.dtype, args.compile)
     output = JackOutput(args.jack_name, args.server, args.audio_in, args.connect, args.midi_from,
                         args.timebase_master)
     options = LiveOptions(free_run=args.free_run, crossfade_ms=args.crossfade_ms, prime_seconds=PRIME_SECONDS)

@@ -49,15 +49,16 @@ Inputs = tuple[Image.Image | None, np.ndarray | None]
 class DiffusionEngine:
     """An :class:`~bridge.engine.protocol.Engine` running a Riffusion-style model.
 
-    ``model``: a hub id, a diffusers folder, ``tiny``, or a :class:`ModelSpec`; ``device`` and
-    ``dtype`` as in :class:`ModelSpec`; ``progress`` shows loading and denoising bars. One
-    worker thread at a time may call :meth:`generate`.
+    ``model``: a hub id, a diffusers folder, a checkpoint file, ``tiny``, or a
+    :class:`ModelSpec`; ``device``, ``dtype`` and ``compile`` as in :class:`ModelSpec`; the
+    codec runs on the model's CUDA device (``cuda:N``), else on the CPU; ``progress`` shows
+    loading and denoising bars. One worker thread at a time may call :meth:`generate`.
     """
 
     def __init__(self, model: str | ModelSpec = DEFAULT_MODEL, device: str = "auto",
                  dtype: str | None = None, codec: SpectrogramCodec | None = None,
-                 progress: bool = False) -> None:
-        spec = model if isinstance(model, ModelSpec) else ModelSpec(model, device, dtype)
+                 progress: bool = False, compile: bool = False) -> None:
+        spec = model if isinstance(model, ModelSpec) else ModelSpec(model, device, dtype, compile)
         self._attach(load_model(spec, progress), codec, progress)
 
     @classmethod
@@ -72,7 +73,7 @@ class DiffusionEngine:
         self.components = components
         self.pipeline = SpectrogramDiffusion(components)
         self.prompts = PromptEncoder(components.tokenizer, components.text_encoder)
-        codec_device = "cuda" if components.device.type == "cuda" else "cpu"
+        codec_device = str(components.device) if components.device.type == "cuda" else "cpu"
         self.codec = codec or SpectrogramCodec(device=codec_device)
         self.progress = progress
 

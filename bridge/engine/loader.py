@@ -1,16 +1,20 @@
 """Loading a Stable Diffusion model's components: where from, on which device, in which dtype.
 
 ``--model`` names a Hugging Face id (default ``riffusion/riffusion-model-v1``), a local
-diffusers folder, or ``tiny``. Recipe:
-  1. resolve the name to a local folder: ``tiny`` is built into the cache when missing; a
-     hub id is looked up in the local Hugging Face cache first and only then downloaded
-     (safetensors and configs only; skipped when ``HF_HUB_OFFLINE`` is set; short timeouts);
-  2. load UNet, VAE, text encoder, tokenizer and scheduler config from that folder with
+diffusers folder, a single-file checkpoint (``.ckpt``/``.safetensors``), or ``tiny``. Recipe:
+  1. resolve the name to a local path: ``tiny`` is built into the cache when missing; a
+     hub id is the complete cached snapshot, else downloaded (:mod:`bridge.engine.hub`);
+  2. make it a safetensors diffusers folder: used as is when it is one, else converted once
+     into riff-bridge's cache (:mod:`bridge.engine.conversion`: ``.bin`` weights, old key
+     names, single files; pickles are read only with torch's weights-only loader);
+  3. load UNet, VAE, text encoder, tokenizer and scheduler config from that folder with
      ``from_pretrained(use_safetensors=True)``; the safety checker is never loaded;
-  3. move to the device in the dtype (fp16 on CUDA and MPS, fp32 on CPU unless asked for
-     bf16), eval mode, no gradients, SDPA attention.
+  4. move to the device in the dtype (fp16 on CUDA and MPS, fp32 on CPU unless asked for
+     bf16), eval mode, no gradients, SDPA attention; TF32 on Ampere or later GPUs; with
+     ``compile``, channels-last weights and ``torch.compile`` of the UNet
+     (:mod:`bridge.engine.speed`).
 Any failure becomes one :class:`ModelUnavailableError` saying what was looked for, where,
-and how to get it.
+and the command that fixes it.
 """
 
 from __future__ import annotations
@@ -26,12 +30,7 @@ from bridge.errors import ModelUnavailableError, ParameterError, check_choice
 DEFAULT_MODEL = "riffusion/riffusion-model-v1"
 DTYPES = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-#: Files fetched from the hub: configs, tokenizer, safetensors weights of the parts we use.
-HUB_PATTERNS = ["model_index.json", "scheduler/*.json", "tokenizer/*", "unet/config.json",
-                "vae/config.json", "text_encoder/config.json", "unet/*.safetensors",
-                "vae/*.safetensors", "text_encoder/*.safetensors"]
-#: Seconds to wait for the hub before giving up (the failure must be fast and clear).
-HUB_TIMEOUT = 10.0
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -39,30 +38,36 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 class ModelSpec:
     """Which model to load and where to run it.
 
-    ``name``: hub id, folder or ``tiny``; ``device``: auto, cpu, cuda, cuda:N or mps;
-    ``dtype``: fp32, bf16 or fp16 (None: fp16 on CUDA/MPS, fp32 on CPU).
+    ``name``: hub id, folder, checkpoint file or ``tiny``; ``device``: auto, cpu, cuda,
+    cuda:N or mps; ``dtype``: fp32, bf16 or fp16 (None: fp16 on CUDA/MPS, fp32 on CPU);
+    ``compile``: channels-last weights and ``torch.compile`` of the UNet (opt-in: the first
+    clip of each canvas width compiles).
     """
 
     name: str = DEFAULT_MODEL
     device: str = "auto"
     dtype: str | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise ParameterError("model", "a Hugging Face id, a folder or 'tiny'", self.name)
-        if self.device.split(":")[0] not in DEVICES:
-            raise ParameterError("device", "one of " + ", ".join(DEVICES) + " (or cuda:N)", self.device)
+            raise ParameterError("model", "a Hugging Face id, a folder, a checkpoint file or 'tiny'", self.name)
+        if not isinstance(self.device, str) or not _DEVICE.match(self.device):
+            raise ParameterError("device", "one of " + ", ".join(DEVICES) + " or cuda:N", self.device)
         if self.dtype is not None:
             check_choice("dtype", self.dtype, DTYPES)
 
     def resolved_device(self) -> str:
-        """The concrete device: ``auto`` picks cuda, then mps, then cpu."""
-        if self.device != "auto":
-            return self.device
+        """The concrete device: ``auto`` picks cuda, then mps, then cpu; ``cuda`` becomes
+        ``cuda:N`` of the current CUDA device; a ``cuda:N`` that does not exist is refused."""
         import torch
 
+        if self.device.startswith("cuda"):
+            return _cuda_device(self.device)
+        if self.device != "auto":
+            return self.device
         if torch.cuda.is_available():
-            return "cuda"
+            return _cuda_device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return "mps"
         return "cpu"
@@ -75,6 +80,18 @@ class ModelSpec:
         if name == "fp16" and device == "cpu":
             raise ParameterError("dtype", "fp32 or bf16 on cpu", name)
         return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def _cuda_device(name: str) -> str:
+    """``cuda:N`` for ``name`` (``cuda`` or ``cuda:N``), checked against the devices present."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(name.partition(":")[2] or (torch.cuda.current_device() if count else 0))
+    if index >= count:
+        allowed = f"cuda:0 to cuda:{count - 1}" if count else "cpu (no CUDA device is present)"
+        raise ParameterError("device", allowed, name)
+    return f"cuda:{index}"
 
 
 @dataclass(frozen=True)
@@ -98,70 +115,61 @@ class ModelComponents:
 
 def load_model(spec: ModelSpec, progress: bool = False) -> ModelComponents:
     """Resolve ``spec.name`` to a folder and load its components (see the module recipe)."""
+    import torch
+
+    from bridge.engine.speed import compile_unet, enable_tf32
+
     quiet_libraries(progress)
-    folder = locate_model(spec.name)
     device = spec.resolved_device()
     dtype = spec.resolved_dtype(device)
+    folder = prepare_model_folder(spec.name, progress)
     parts = _load_parts(folder, dtype, progress)
     for module in (parts["unet"], parts["vae"], parts["text_encoder"]):
         _prepare_module(module, device, dtype)
-    import torch
-
+    enable_tf32(device)
+    if spec.compile:
+        parts["unet"] = compile_unet(parts["unet"], parts["vae"])
     return ModelComponents(device=torch.device(device), dtype=dtype, folder=folder, **parts)
 
 
-def locate_model(name: str) -> Path:
-    """A local diffusers folder for ``name`` (``tiny``, a folder path, or a hub id)."""
+def prepare_model_folder(name: str, progress: bool = False) -> Path:
+    """The safetensors diffusers folder for ``name``, downloading or converting it when needed."""
+    from bridge.engine.conversion import prepare_model
+    from bridge.engine.hub import fix_command
+
+    path = locate_model(name, progress)
+    fix = fix_command(name) if _is_hub_id(name) else "pass --model with a complete diffusers folder"
+    return prepare_model(path, fix)
+
+
+def locate_model(name: str, progress: bool = False) -> Path:
+    """A local path for ``name`` (``tiny``, a folder or file path, or a hub id)."""
     if name == "tiny":
         from bridge.engine.tiny import ensure_tiny_model
 
         return ensure_tiny_model()
     path = Path(name).expanduser()
-    if path.is_dir():
+    if path.exists():
         return path
-    if _HUB_ID.match(name) and not name.startswith((".", "~")):
-        return _hub_snapshot(name)
+    if _is_hub_id(name):
+        from bridge.engine.hub import hub_snapshot
+
+        return hub_snapshot(name, progress)
     raise ModelUnavailableError(
-        f"model {name!r}: no such folder; pass --model with a diffusers folder (unet/, vae/, "
-        f"text_encoder/, tokenizer/, scheduler/ with safetensors weights), a Hugging Face id, or 'tiny'")
+        f"model {name!r}: no such folder or file; pass --model with a diffusers folder (unet/, vae/, "
+        f"text_encoder/, tokenizer/, scheduler/; safetensors or .bin weights), a .safetensors/.ckpt "
+        f"checkpoint, a Hugging Face id, or 'tiny'")
 
 
-def _hub_snapshot(repo_id: str) -> Path:
-    """The cached snapshot of ``repo_id``, downloading it when the hub can be reached."""
-    from huggingface_hub import constants, snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS, local_files_only=True))
-    except Exception:  # noqa: BLE001 - any cache miss falls through to the hub
-        pass
-    if constants.HF_HUB_OFFLINE:
-        raise ModelUnavailableError(_missing_message(repo_id, "HF_HUB_OFFLINE is set"))
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS, etag_timeout=HUB_TIMEOUT))
-    except Exception as err:  # noqa: BLE001 - network, auth and missing-repo errors alike
-        raise ModelUnavailableError(_missing_message(repo_id, "unreachable or no such model: "
-                                                     + _first_line(err))) from None
-
-
-def _missing_message(repo_id: str, why: str) -> str:
-    from huggingface_hub import constants
-
-    return (f"model {repo_id!r} is not available: looked for its safetensors weights in the "
-            f"Hugging Face cache ({constants.HF_HUB_CACHE}) and on the hub ({why}). Get it with "
-            f"--model PATH (a local diffusers folder), or run once on a machine with access to the "
-            f"hub (it is cached there; or `hf download {repo_id}` and copy the folder); "
-            f"--model tiny runs a small random model")
-
-
-def _first_line(err: BaseException) -> str:
-    """The first line of an exception's message (huggingface_hub's "Got: " prefix dropped)."""
-    lines = str(err).strip().splitlines()
-    return (lines[0] if lines else type(err).__name__).removeprefix("Got: ")
+def _is_hub_id(name: str) -> bool:
+    return bool(_HUB_ID.match(name)) and not name.startswith((".", "~"))
 
 
 def _load_parts(folder: Path, dtype: Any, progress: bool) -> dict[str, Any]:
     """UNet, VAE, text encoder, tokenizer and scheduler config from ``folder``."""
     from tqdm.auto import tqdm
+
+    from bridge.engine.hub import first_line
 
     loaders = {"unet": _load_unet, "vae": _load_vae, "text_encoder": _load_text_encoder,
                "tokenizer": _load_tokenizer, "scheduler_config": _load_scheduler_config}
@@ -171,8 +179,8 @@ def _load_parts(folder: Path, dtype: Any, progress: bool) -> dict[str, Any]:
             parts[name] = loaders[name](folder, dtype)
         except (OSError, ValueError, KeyError, RuntimeError) as err:
             raise ModelUnavailableError(
-                f"model folder {folder}: could not load {name} with safetensors weights "
-                f"({_first_line(err)}); pass --model with a complete diffusers folder, or 'tiny'") from None
+                f"model folder {folder}: could not load {name} ({first_line(err)}); pass --model "
+                f"with a complete diffusers folder, or 'tiny'") from None
     return parts
 
 

@@ -13,7 +13,12 @@ interpolated, noise already slerped) into an image tensor:
      when guidance > 1); guidance mix; scheduler step; with a mask, the kept region reset to
      the seed latents noised to the next timestep (clean after the last), as diffusers'
      inpainting does for 4-channel UNets;
-  5. VAE decode to RGB in [0, 1].
+  5. VAE decode to RGB in [0, 1], guarded against fp16 overflow (SD1.5's VAE overflows in
+     fp16 on some latents): non-finite latents are a failure (:class:`NonFiniteError`);
+     in fp16 the decode runs in fp32 when the VAE's config sets ``force_upcast``; a
+     non-finite image from a half-precision decode is decoded again once in fp32 (a float32
+     copy of the VAE made on first need); an image still not finite is a failure. Seed
+     image encodes get the same retry.
 UNet and VAE inputs are passed channels-last (oneDNN's and cuDNN's fast convolution layout:
 1.6x faster VAE decodes on CPU here).
 A job with a seed image and no steps to run (strength 0) returns the seed image unchanged.
@@ -30,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from bridge.engine.loader import ModelComponents
-from bridge.engine.protocol import CancelCheck, GenerationCancelled
+from bridge.engine.protocol import CancelCheck, GenerationCancelled, NonFiniteError
 from bridge.engine.scheduler import make_scheduler
 from bridge.engine.stopwatch import Stopwatch
 
@@ -72,6 +77,9 @@ class SpectrogramDiffusion:
     def __init__(self, components: ModelComponents) -> None:
         self.parts = components
         self._latents: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self._vae32: Any = None
+        #: VAE calls that were run again in fp32 after a non-finite half-precision result.
+        self.fp32_retries = 0
 
     @torch.no_grad()
     def __call__(self, job: DiffusionJob, cancel: CancelCheck | None = None,
@@ -123,8 +131,11 @@ class SpectrogramDiffusion:
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """Scaled VAE latents (distribution mean) of a ``(1, 3, H, W)`` image in [-1, 1]."""
-        pixels = image.to(self.parts.device, self.parts.dtype).contiguous(memory_format=torch.channels_last)
-        latents = self.parts.vae.encode(pixels).latent_dist.mean
+        def run(vae: Any) -> torch.Tensor:
+            pixels = image.to(self.parts.device, vae.dtype).contiguous(memory_format=torch.channels_last)
+            return vae.encode(pixels).latent_dist.mean
+
+        latents = self.guarded(run, "seed image latents").to(self.parts.dtype)
         return latents * self.parts.vae.config.scaling_factor
 
     def start_latents(self, scheduler: Any, timesteps: torch.Tensor, noise: torch.Tensor,
@@ -170,11 +181,47 @@ class SpectrogramDiffusion:
 
     # 5. decode
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """RGB in [0, 1] of scaled latents."""
-        vae = self.parts.vae
-        scaled = (latents / vae.config.scaling_factor).contiguous(memory_format=torch.channels_last)
-        image = vae.decode(scaled).sample
+        """RGB in [0, 1] of scaled latents; NonFiniteError for NaN/Inf latents or image."""
+        if not bool(torch.isfinite(latents).all()):
+            raise NonFiniteError(f"the UNet produced non-finite latents (NaN/Inf) in {_name(self.parts.dtype)}; "
+                                 f"the clip is dropped (try --dtype bf16 or fp32)")
+        scaled = (latents / self.parts.vae.config.scaling_factor).contiguous(memory_format=torch.channels_last)
+        image = self.guarded(lambda vae: vae.decode(scaled.to(vae.dtype)).sample, "image")
         return (image.float() / 2 + 0.5).clamp(0, 1)
+
+    def guarded(self, run: Any, what: str) -> torch.Tensor:
+        """``run(vae)`` with the model's VAE (fp32 at once when fp16 and ``force_upcast``),
+        again once with the fp32 VAE after a non-finite result; NonFiniteError if still so."""
+        vae = self.parts.vae
+        if self.parts.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
+            vae = self.vae32()
+        result, retried = run(vae), False
+        if not bool(torch.isfinite(result).all()) and vae.dtype != torch.float32:
+            self.fp32_retries += 1
+            result, retried = run(self.vae32()), True
+        if not bool(torch.isfinite(result).all()):
+            raise NonFiniteError(f"the VAE gave a non-finite {what} (NaN/Inf){' also' if retried else ''} in "
+                                 f"fp32; the clip is dropped (the model's VAE weights may be broken)")
+        return result
+
+    def vae32(self) -> Any:
+        """A float32 copy of the VAE on the model's device (the model's own when it is fp32)."""
+        vae = self.parts.vae
+        if vae.dtype == torch.float32:
+            return vae
+        if self._vae32 is None:
+            copy = type(vae).from_config(vae.config)
+            copy.load_state_dict({k: v.float() for k, v in vae.state_dict().items()})
+            self._vae32 = copy.to(self.parts.device).eval().requires_grad_(False)
+            if hasattr(copy, "set_attn_processor"):
+                from diffusers.models.attention_processor import AttnProcessor2_0
+
+                copy.set_attn_processor(AttnProcessor2_0())
+        return self._vae32
+
+
+def _name(dtype: torch.dtype) -> str:
+    return {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}.get(dtype, str(dtype))
 
 
 def _progress(timesteps: torch.Tensor, enabled: bool) -> Any:

@@ -15,6 +15,11 @@ class GenerationCancelled(BridgeError):
     """Raised by an engine when its cancel check asked it to stop."""
 
 
+class NonFiniteError(BridgeError):
+    """A generation whose latents or image are not finite (NaN or Inf): a failed clip, never
+    decoded to audio (a black or NaN image would play as loud noise)."""
+
+
 class Engine(Protocol):
     """Makes clips. Implementations: ``bridge.engine.fake.FakeEngine`` and the diffusion engine."""
 

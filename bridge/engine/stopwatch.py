@@ -8,7 +8,8 @@ from typing import Any, Iterator
 
 
 class Stopwatch:
-    """Accumulates seconds per stage name; waits for CUDA work so GPU stages are measured.
+    """Accumulates seconds per stage name; waits for ``device``'s CUDA work (that device's,
+    not the current one's) so GPU stages are measured.
 
     Use ``with watch.stage("unet"): ...``; :attr:`seconds` maps stage to total seconds.
     """
@@ -16,6 +17,7 @@ class Stopwatch:
     def __init__(self, device: Any = "cpu") -> None:
         self.seconds: dict[str, float] = {}
         self._cuda = str(device).startswith("cuda")
+        self._device = device
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -32,4 +34,4 @@ class Stopwatch:
         if self._cuda:
             import torch
 
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self._device)

@@ -29,6 +29,29 @@ SD_SCHEDULER_CONFIG: dict[str, Any] = {
     "beta_schedule": "scaled_linear", "steps_offset": 1, "clip_sample": False,
     "set_alpha_to_one": False, "skip_prk_steps": True,
 }
+#: Byte-level vocabulary size of the tiny tokenizer (256 bytes, 256 with ``</w>``, start, end).
+TINY_VOCAB = 514
+#: The tiny UNet: attention only at the lowest resolution (CPU attention dominates at higher ones).
+TINY_UNET: dict[str, Any] = {
+    "sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 1,
+    "block_out_channels": [16, 32, 32],
+    "down_block_types": ["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"], "cross_attention_dim": 32,
+    "attention_head_dim": 8, "norm_num_groups": 8,
+}
+#: The tiny VAE: 4 blocks, so the scale factor stays 8.
+TINY_VAE: dict[str, Any] = {
+    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 1,
+    "block_out_channels": [8, 16, 16, 16], "norm_num_groups": 8, "sample_size": 512,
+    "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
+}
+#: The tiny CLIP text encoder over the byte vocabulary.
+TINY_TEXT_ENCODER: dict[str, Any] = {
+    "vocab_size": TINY_VOCAB, "hidden_size": 32,
+    "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "max_position_embeddings": CONTEXT_LENGTH, "projection_dim": 32,
+    "bos_token_id": TINY_VOCAB - 2, "eos_token_id": TINY_VOCAB - 1, "pad_token_id": TINY_VOCAB - 1,
+}
 
 
 def cache_root() -> Path:
@@ -87,38 +110,21 @@ def build_tiny_pipeline() -> Any:
 
 
 def _unet() -> Any:
-    """Attention only at the lowest resolution: CPU attention dominates at higher ones."""
     from diffusers import UNet2DConditionModel
 
-    return UNet2DConditionModel(
-        sample_size=64, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(16, 32, 32),
-        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-        attention_head_dim=8, norm_num_groups=8,
-    )
+    return UNet2DConditionModel(**TINY_UNET)
 
 
 def _vae() -> Any:
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-        block_out_channels=(8, 16, 16, 16), norm_num_groups=8, sample_size=512,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    )
+    return AutoencoderKL(**TINY_VAE)
 
 
 def _text_encoder() -> Any:
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    vocab = len(tokenizer_vocabulary())
-    config = CLIPTextConfig(
-        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=CONTEXT_LENGTH, projection_dim=32,
-        bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1,
-    )
-    return CLIPTextModel(config)
+    return CLIPTextModel(CLIPTextConfig(**TINY_TEXT_ENCODER))
 
 
 def _scheduler() -> Any:
