@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 VENV=${RIFF_VENV:-.venv}
 PY=${PYTHON:-python3}
 
-apt_packages=(jackd2 libjack-jackd2-0 liblo-tools fluidsynth fluid-soundfont-gm libsndfile1)
+apt_packages=(jackd2 libjack-jackd2-0 liblo-tools fluidsynth fluid-soundfont-gm libsndfile1 chromium)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${apt_packages[@]}"; do
@@ -42,7 +42,7 @@ if [ -n "$local_torch" ]; then
 fi
 stamp="$VENV/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-  "${PIP[@]}" "${constraints[@]}" -e ".[test]"
+  "${PIP[@]}" "${constraints[@]}" -e ".[test,web,browser]"
   rm -f "$VENV"/.installed-* && touch "$stamp"
 fi
 echo "setup: ready ($VENV)"

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from bridge.control.surfaces import add_arguments as add_control_arguments
 
     add_control_arguments(parser)
+    from bridge.web.view import add_arguments as add_web_arguments
+
+    add_web_arguments(parser)
     parser.add_argument("--tick", action="store_true",
                         help="tick bars and beats at the bpm parameter (4/4) as a live engine would")
     parser.add_argument("--list-midi", action="store_true", help="list MIDI input ports and exit")
@@ -39,9 +42,25 @@ def run(args: argparse.Namespace) -> int:
     store = StateStore()
     store.subscribe(lambda name, value, state: log.info("%s = %r", name, value))
     with ControlSurfaces.from_args(args, store) as surfaces:
+        web = _web(args, surfaces)
         _report(surfaces)
-        _serve(surfaces, store, args.tick)
+        try:
+            _serve(surfaces, store, args.tick, web)
+        finally:
+            if web is not None:
+                web.stop()
     return 0
+
+
+def _web(args: Any, surfaces: Any) -> Any:
+    """The browser live view and OSCQuery server (None with --no-web); prints its address."""
+    from bridge.web.view import WebView
+
+    view = WebView.from_args(args, surfaces)
+    if view is None or view.start() is None:
+        return None
+    print(f"WEB  {view.url}  (live view; OSCQuery: {view.url.split('?')[0]}?HOST_INFO)", flush=True)
+    return view
 
 
 def _report(surfaces: Any) -> None:
@@ -53,10 +72,12 @@ def _report(surfaces: Any) -> None:
     print("Ctrl-C to stop.")
 
 
-def _serve(surfaces: Any, store: Any, tick: bool) -> None:
-    """Sleep (or tick 4/4 at the bpm parameter) until KeyboardInterrupt."""
+def _serve(surfaces: Any, store: Any, tick: bool, web: Any = None) -> None:
+    """Sleep (or tick 4/4 at the bpm parameter) until KeyboardInterrupt or SIGTERM."""
+    import signal
     import time
 
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     beat = 0
     while True:
         time.sleep(60.0 / store.snapshot().bpm if tick else 3600.0)
@@ -65,4 +86,6 @@ def _serve(surfaces: Any, store: Any, tick: bool) -> None:
             if in_bar == 0:
                 surfaces.notify_bar(bar)
             surfaces.notify_beat(bar, in_bar)
+            if web is not None:
+                web.hub.notify_beat(bar, in_bar)
             beat += 1

@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inject-faults", type=int, default=0, metavar="N",
                         help="testing: make every Nth generation fail (exception, NaN, out of memory)")
     add_control_arguments(parser)
+    from bridge.web.view import add_arguments as add_web_arguments  # live view (bridge/web)
+
+    add_web_arguments(parser)
     parser.set_defaults(parser=parser)
 
 
@@ -66,8 +69,13 @@ def run(args: argparse.Namespace) -> int:
     session = Session(_parts(args))
     session.parts.surfaces = _surfaces(args, session)
     with session:
+        web = _web(args, session)  # browser live view + OSCQuery (bridge/web)
         _announce(session)
-        _serve(session, stop, args.status_every)
+        try:
+            _serve(session, stop, args.status_every)
+        finally:
+            if web is not None:
+                web.stop()
     print(f"stopped: {session.last_metrics.summary() if session.last_metrics else 'no metrics'}")
     return 0
 
@@ -96,6 +104,21 @@ def _surfaces(args: argparse.Namespace, session: "object") -> "object":
     from bridge.control.surfaces import ControlSurfaces
 
     return ControlSurfaces.from_args(args, session.parts.store, status=session.status)  # type: ignore[attr-defined]
+
+
+def _web(args: argparse.Namespace, session: "object") -> "object":
+    """Start the live view (None with --no-web or without aiohttp); played clips go to its page."""
+    try:
+        from bridge.web.view import WebView
+    except ImportError as err:
+        print(f"  web view: off ({err}; install riff-bridge[web])", flush=True)
+        return None
+    view = WebView.from_args(args, session.parts.surfaces, status=session.status)  # type: ignore[attr-defined]
+    if view is None or view.start() is None:
+        return None
+    session.clip_listeners.append(view.hub.add_clip)  # type: ignore[attr-defined]
+    print(f"  web: {view.url} (live view; OSCQuery at {view.url.split('?')[0]}?HOST_INFO)", flush=True)
+    return view
 
 
 def _initial_state(args: argparse.Namespace) -> dict[str, object]:
