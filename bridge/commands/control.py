@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C; returns 0."""
     import logging
+    import signal
 
     from bridge.control.midi_port import input_names
     from bridge.control.surfaces import ControlSurfaces
@@ -38,12 +39,13 @@ def run(args: argparse.Namespace) -> int:
     if args.list_midi:
         print("\n".join(input_names(args.midi_api)) or "(no MIDI ports)")
         return 0
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops as Ctrl-C does: files closed, output flushed
     log = logging.getLogger("riff-bridge.control")
     store = StateStore()
     store.subscribe(lambda name, value, state: log.info("%s = %r", name, value))
     with ControlSurfaces.from_args(args, store) as surfaces:
-        web = _web(args, surfaces)
         _report(surfaces)
+        web = _web(args, surfaces)
         try:
             _serve(surfaces, store, args.tick, web)
         finally:
@@ -63,21 +65,23 @@ def _web(args: Any, surfaces: Any) -> Any:
     return view
 
 
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _report(surfaces: Any) -> None:
     if surfaces.osc is not None:
         host, port = surfaces.osc.address
         print(f"OSC  udp://{host}:{port}  (try: oscsend localhost {port} /riff/ping)")
     if surfaces.midi_input is not None:
         print(f"MIDI {surfaces.midi_input.port_label} ({surfaces.midi_input.api} API)")
-    print("Ctrl-C to stop.")
+    print("Ctrl-C to stop.", flush=True)  # before the web view's line
 
 
 def _serve(surfaces: Any, store: Any, tick: bool, web: Any = None) -> None:
     """Sleep (or tick 4/4 at the bpm parameter) until KeyboardInterrupt or SIGTERM."""
-    import signal
     import time
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     beat = 0
     while True:
         time.sleep(60.0 / store.snapshot().bpm if tick else 3600.0)
