@@ -24,6 +24,8 @@ OUTPUT = Path(__file__).resolve().parents[2] / "examples" / "riff-bridge.tosc"
 WIDTH, HEIGHT = 1024, 768
 FADERS = ("alpha", "denoising", "guidance", "steps", "bars", "bpm", "volume")
 ORANGE = (0.96, 0.65, 0.14)
+#: Set the TouchOSC connection's receive port to this.
+REPLY_PORT = 9001
 
 
 def _cdata(text: str) -> str:
@@ -99,9 +101,11 @@ def _button(name: str, path: str, arguments: str, x: int, y: int, w: int = 100, 
 
 
 def _sync_button(x: int, y: int) -> str:
-    """One press: subscribe every fader and the toggle, then read every value."""
+    """One press: replies to REPLY_PORT (the connection's receive port), subscribe every fader
+    and the toggle, then read every value."""
     names = [*FADERS, "mute", "seed_a", "seed_b"]
-    messages = "".join(_osc(f"/riff/listen/{n}", "", True, False, "RISE") for n in names)
+    messages = _osc("/riff/reply_port", _partial("CONSTANT", "INTEGER", str(REPLY_PORT)), True, False, "RISE")
+    messages += "".join(_osc(f"/riff/listen/{n}", "", True, False, "RISE") for n in names)
     messages += _osc("/riff/get/all", "", True, False, "RISE")
     return (_node("BUTTON", "sync", _frame(x, y, 100, 60), _property("i", "buttonType", "0"),
                   _value("x", "0") + _value("touch", "false"), messages)
