@@ -222,6 +222,7 @@ ADVERTISE_SCRIPT = textwrap.dedent("""
 
     surfaces = ControlSurfaces(StateStore(), osc_port=0).start()
     web = WebView(surfaces, WebOptions("127.0.0.1", 0), advertise=True).start()
+    web.announce()
     found = {}
 
     class Listener:

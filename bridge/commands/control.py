@@ -61,6 +61,7 @@ def _web(args: Any, surfaces: Any) -> Any:
     view = WebView.from_args(args, surfaces)
     if view is None or view.start() is None:
         return None
+    view.announce()
     print(f"WEB  {view.url}  (live view; OSCQuery: {view.url.split('?')[0]}?HOST_INFO)", flush=True)
     return view
 

@@ -68,14 +68,16 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(number, lambda *_: stop.set())
     session = Session(_parts(args))
     session.parts.surfaces = _surfaces(args, session)
-    with session:
-        web = _web(args, session)  # browser live view + OSCQuery (bridge/web)
-        _announce(session)
-        try:
-            _serve(session, stop, args.status_every)
-        finally:
+    web = _web(args, session)  # browser live view + OSCQuery (bridge/web), up while the model warms up
+    try:
+        with session:
             if web is not None:
-                web.stop()
+                web.announce()  # type: ignore[attr-defined]
+            _announce(session)
+            _serve(session, stop, args.status_every)
+    finally:
+        if web is not None:
+            web.stop()
     print(f"stopped: {session.last_metrics.summary() if session.last_metrics else 'no metrics'}")
     return 0
 

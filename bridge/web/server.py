@@ -26,7 +26,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Callable
 
 from bridge.errors import BridgeError
 from bridge.web.commands import run_command
@@ -73,9 +73,12 @@ class WebServer:
 
     ``start`` returns once the socket is bound (BridgeError when it cannot be); ``address`` is
     the bound (host, port); ``stop`` closes every connection and joins the thread.
+    ``osc_address()`` says where the OSC server listens (read per HOST_INFO request, so the
+    server may start before the OSC socket is bound).
     """
 
-    def __init__(self, hub: LiveHub, options: WebOptions, osc_address: tuple[str, int] | None) -> None:
+    def __init__(self, hub: LiveHub, options: WebOptions,
+                 osc_address: Callable[[], tuple[str, int] | None] = lambda: None) -> None:
         self.hub, self.options, self.osc_address = hub, options, osc_address
         self.address: tuple[str, int] = (options.host, options.port)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -255,7 +258,7 @@ class WebServer:
         return web.json_response({attribute: node[attribute]})
 
     def _addresses(self, request: Any) -> HostAddresses:
-        osc_ip, osc_port = self.osc_address or ("", 0)
+        osc_ip, osc_port = self.osc_address() or ("", 0)
         ws_ip, ws_port = self.address
         return HostAddresses(osc_ip, int(osc_port), ws_ip, int(ws_port))
 

@@ -5,6 +5,7 @@ Usage::
     add_arguments(parser)                                    # --web-port, --web-host, --token...
     view = WebView.from_args(args, surfaces, status=session.status)
     view.start()                                             # None when --no-web
+    view.announce()                                          # --advertise, after OSC is bound
     session.clip_listeners.append(view.hub.add_clip)         # spectrograms of played clips
     ...
     view.stop()
@@ -47,8 +48,7 @@ class WebView:
                  advertise: bool = False, explicit_port: bool = True) -> None:
         self.surfaces = surfaces
         self.hub = LiveHub(surfaces.actions, status)
-        osc = surfaces.osc.address if surfaces.osc is not None else None
-        self.server = WebServer(self.hub, options, osc)
+        self.server = WebServer(self.hub, options, self.osc_address)
         self.advertise, self.explicit_port = advertise, explicit_port
         self.advertiser: Any = None
         self._log_handler: Any = None
@@ -65,12 +65,11 @@ class WebView:
                    explicit_port=args.web_port is not None)
 
     def start(self) -> "WebView | None":
-        """Serve (after the OSC server started, so HOST_INFO knows its port). A busy default port
+        """Serve (before or after the control surfaces start; :meth:`announce` advertises once
+        the OSC port is bound). A busy default port
         only warns (the page is optional); a port asked for explicitly is an error."""
         from bridge.web.errorlog import PageLogHandler
 
-        if self.surfaces.osc is not None:
-            self.server.osc_address = self.surfaces.osc.address
         try:
             self.server.start()
         except BridgeError as err:
@@ -79,11 +78,14 @@ class WebView:
             log.warning("%s; continuing without the live view", err)
             return None
         self._log_handler = PageLogHandler(self.hub.publish).attach()
-        if self.advertise:
+        return self
+
+    def announce(self) -> None:
+        """With ``--advertise``: publish the services (once the OSC port is bound; idempotent)."""
+        if self.advertise and self.advertiser is None:
             from bridge.web.advertise import Advertiser
 
-            self.advertiser = Advertiser("riff-bridge", self.server.address, self.server.osc_address).start()
-        return self
+            self.advertiser = Advertiser("riff-bridge", self.server.address, self.osc_address()).start()
 
     def stop(self) -> None:
         """Unadvertise, stop serving, detach the log handler (idempotent)."""
@@ -94,6 +96,10 @@ class WebView:
             self._log_handler.detach()
             self._log_handler = None
         self.server.stop()
+
+    def osc_address(self) -> tuple[str, int] | None:
+        """Where the OSC server listens (None without one)."""
+        return self.surfaces.osc.address if self.surfaces.osc is not None else None
 
     @property
     def url(self) -> str:
