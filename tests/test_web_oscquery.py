@@ -255,3 +255,24 @@ def test_advertise_publishes_oscjson_and_osc_in_a_private_network_namespace() ->
     assert found["_oscjson._tcp.local."][1] == web_port
     assert found["_osc._udp.local."][1] == osc_port
     assert found["_oscjson._tcp.local."][2] == ["127.0.0.1"]
+
+
+async def _origins(url: str) -> list[int]:
+    import aiohttp
+
+    statuses = []
+    async with aiohttp.ClientSession() as session:
+        for origin in (None, url.rstrip("/"), "http://evil.example"):
+            headers = {"Origin": origin} if origin else {}
+            try:
+                async with session.ws_connect(url.replace("http", "ws") + "live", headers=headers) as ws:
+                    statuses.append(101)
+                    await ws.close()
+            except aiohttp.WSServerHandshakeError as err:
+                statuses.append(err.status)
+    return statuses
+
+
+def test_a_page_of_another_site_cannot_open_the_websocket(view: Any) -> None:
+    web, _ = view
+    assert asyncio.run(_origins(web.url)) == [101, 101, 403]

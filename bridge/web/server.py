@@ -13,7 +13,8 @@ Routes:
 
 Security: loopback by default; on any other host a token is required (``?token=``, an
 ``Authorization: Bearer`` header or the ``riff_token`` cookie the page sets), compared in
-constant time. Requests without it get 401.
+constant time. Requests without it get 401. A WebSocket whose ``Origin`` is another site
+gets 403 (a page elsewhere cannot drive the bridge through the visitor's browser).
 """
 
 from __future__ import annotations
@@ -171,6 +172,8 @@ class WebServer:
         async def guard(request: Any, handler: Any) -> Any:
             if not self._authorised(request):
                 return web.Response(status=401, text="riff-bridge: a token is required (?token=...)\n")
+            if not _same_origin(request):
+                return web.Response(status=403, text="riff-bridge: cross-site WebSocket refused\n")
             response = await handler(request)
             if self.options.token and request.query.get("token") and isinstance(response, web.Response):
                 response.set_cookie(COOKIE, self.options.token, httponly=True, samesite="Strict")
@@ -278,6 +281,17 @@ class WebServer:
             self.hub.clients.discard(client)
             writer.cancel()
         return socket
+
+
+def _same_origin(request: Any) -> bool:
+    """False for a WebSocket opened by a page of another site (a browser sends its Origin;
+    tools such as OSCQuery clients send none), so no web page can drive the bridge."""
+    origin = request.headers.get("Origin")
+    if origin is None or request.headers.get("Upgrade", "").lower() != "websocket":
+        return True
+    from urllib.parse import urlsplit
+
+    return urlsplit(origin).netloc == request.host
 
 
 def _listen_command(client: Client, text: str) -> None:
