@@ -277,13 +277,24 @@ function drawWaterfall() {
   for (let bar = Math.ceil(left); bar < left + span; bar++) {
     const x = (bar - left) * px; g.beginPath(); g.moveTo(x, 0); g.lineTo(x, h); g.stroke();
   }
+  const clips = state.clips.filter((c) => state.images.has(c.serial) && c.bar !== undefined);
   let end = null;
-  state.clips.forEach((clip) => {
-    const img = state.images.get(clip.serial);
-    if (img === undefined || clip.bar === undefined) return;
-    const x = (clip.bar - left) * px, width = (clip.bars || 1) * px;
-    if (x + width > 0 && x < w) g.drawImage(img, x, 0, width, h);
-    end = clip.bar + (clip.bars || 1);
+  clips.forEach((clip, i) => {  // each clip loops from its bar until the next one starts
+    const img = state.images.get(clip.serial), bars = clip.bars || 1;
+    const last = i === clips.length - 1, until = last ? now : Math.min(clips[i + 1].bar, now);
+    if (last) end = clip.bar + Math.max(1, Math.ceil((now - clip.bar) / bars)) * bars;
+    for (let start = clip.bar; start < (last ? end : until); start += bars) {
+      const played = Math.min(bars, until - start), x = (start - left) * px;
+      if (x > w || x + bars * px < 0) continue;
+      if (played > 0) g.drawImage(img, 0, 0, img.width * played / bars, img.height, x, 0, played * px, h);
+      if (last && played < bars) {  // the rest of the loop now playing: still to come
+        const from = Math.max(0, played);
+        g.globalAlpha = 0.3;
+        g.drawImage(img, img.width * from / bars, 0, img.width * (bars - from) / bars, img.height,
+                    x + from * px, 0, (bars - from) * px, h);
+        g.globalAlpha = 1;
+      }
+    }
   });
   drawGenerating(g, end, left, px, h);
   const head = (now - left) * px;
