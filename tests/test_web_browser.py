@@ -45,7 +45,11 @@ class Serve:
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
-        self.url = self._wait_url(120.0)
+        try:
+            self.url = self._wait_url(120.0)
+        except AssertionError:
+            self.stop()
+            raise
 
     def _read(self) -> None:
         for line in self.proc.stdout:  # type: ignore[union-attr]
@@ -96,13 +100,15 @@ def served(tmp_path: Path, tiny_model_dir: Path) -> Any:
     presets = tmp_path / "presets"
     presets.mkdir()
     env = {**server.env(), "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
-    serve = Serve(["--model", str(tiny_model_dir), "--bars", "1", "--steps", "4", "--osc-port", str(port),
-                   "--midi", "none", "--timebase-master", "--free-run", "--web-port", "0",
-                   "--presets-dir", str(presets), "--preset", "default"], env)
+    serve = None
     try:
+        serve = Serve(["--model", str(tiny_model_dir), "--bars", "1", "--steps", "4", "--osc-port", str(port),
+                       "--midi", "none", "--timebase-master", "--free-run", "--web-port", "0",
+                       "--presets-dir", str(presets), "--preset", "default"], env)
         yield serve, OscPeer(("127.0.0.1", port))
     finally:
-        serve.stop()
+        if serve is not None:
+            serve.stop()
         server.stop()
 
 
