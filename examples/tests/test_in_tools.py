@@ -230,6 +230,13 @@ class SonicPi:
         from bridge.live.server import JackServer
 
         self.jack = JackServer(name=f"sonicpi-{os.getpid()}", period=1024).start()
+        try:
+            self._boot(tmp)
+        except BaseException:
+            self.jack.stop()
+            raise
+
+    def _boot(self, tmp: Path) -> None:
         self.gui = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.gui.bind(("127.0.0.1", 4558))
         self.gui.settimeout(0.2)
@@ -239,9 +246,14 @@ class SonicPi:
         self.proc = subprocess.Popen(["ruby", str(SONIC_PI), "-u"], stdout=self.out, stderr=subprocess.STDOUT,
                                      env=env, start_new_session=True)
         self.path = tmp / "sonic-pi.log"
-        wait_for(lambda: "successfully booted" in self.path.read_text() or self.proc.poll() is not None, 180,
-                 "sonic-pi-server to boot")
-        assert self.proc.poll() is None, self.path.read_text()[-3000:]
+        try:
+            wait_for(lambda: "successfully booted" in self.path.read_text() or self.proc.poll() is not None, 180,
+                     "sonic-pi-server to boot")
+            assert self.proc.poll() is None, self.path.read_text()[-3000:]
+        except BaseException:
+            self._kill()
+            self.gui.close()
+            raise
         self.running = True
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -259,15 +271,22 @@ class SonicPi:
     def close(self) -> None:
         self.send("/stop-all-jobs")
         self.running = False
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        self._kill()
         self.reader.join(2)
         self.gui.close()
         self.out.close()
         self.jack.stop()
+
+
+    def _kill(self) -> None:
+        """Stop the server and what it started (scsynth, erlang, osmid: its process group)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def _ports_free() -> bool:
