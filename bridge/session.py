@@ -132,6 +132,7 @@ class Session:
 
         state = self.parts.store.snapshot()
         request = GenerationRequest.from_state(state, state.bpm)
+        log.info("warming up the model: one %d-bar clip", state.bars)
         began = time.perf_counter()
         self.parts.engine.generate(request, request.num_samples(44100), 44100)
         self.report.warm_up_seconds = time.perf_counter() - began
@@ -148,7 +149,7 @@ class Session:
         if (recorder is None and not self.clip_listeners) or metrics.playing_serial in (-1, self._last_serial):
             return
         self._last_serial = metrics.playing_serial
-        loop = self.live.processor.player.current
+        loop = self.live.player.current
         if loop is None or loop.serial != metrics.playing_serial:
             return
         image, info = getattr(loop.clip, "image", None), _clip_info(loop, metrics)
@@ -191,7 +192,7 @@ class Session:
         output = self.parts.output
         log.warning("JACK server gone; waiting for it to come back")
         self.report.events.append("jack server lost")
-        if not output.reopen(self.live.processor, self.live.tempo().tempo):
+        if not output.reopen(self.live.core, self.live.tempo().tempo):
             return
         self._restore_connections()
         self.report.reconnects += 1

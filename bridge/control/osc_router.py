@@ -49,8 +49,8 @@ def status_values(status: Mapping[str, Any]) -> list[Any]:
     """
     values = []
     for key, tag, _ in STATUS_FIELDS:
-        raw = status.get(key, status.get(STATUS_ALIASES.get(key, key), 0))
-        values.append(float(raw) if tag == "f" else int(raw))
+        raw = status.get(key, status.get(STATUS_ALIASES.get(key, key), "" if tag == "s" else 0))
+        values.append(float(raw) if tag == "f" else str(raw) if tag == "s" else int(raw))
     return values
 
 
