@@ -34,7 +34,7 @@ RECENT_ERRORS = 50
 METRICS_PERIOD = 0.1
 LIVE_KEYS = ("bpm", "tempo_source", "current_bar", "bar_in_loop", "rolling", "clips_generated",
              "clips_started", "generation_seconds_last", "generation_seconds_mean", "real_time_factor",
-             "late_clips", "xruns", "failures", "playing_serial", "reconnects")
+             "late_clips", "xruns", "failures", "playing_serial", "reconnects", "meter", "beats_per_bar")
 
 
 class Client:
@@ -189,7 +189,8 @@ class LiveHub:
         if not live.get("rolling", True):
             return 0
         elapsed = now - self._bar_seen[1]
-        return min(self.beats_per_bar - 1, int(elapsed * float(live["bpm"]) / 60.0))
+        beats = int(live.get("beats_per_bar") or self.beats_per_bar)
+        return min(beats - 1, int(elapsed * float(live["bpm"]) / 60.0))
 
     def _presets(self) -> list[str]:
         presets = self.actions.presets

@@ -189,9 +189,9 @@ function showLive(m) {
   const previous = state.live;
   state.live = m; state.liveAt = performance.now();
   $("tempo").textContent = Number(m.bpm).toFixed(1);
-  $("tempo-source").textContent = m.tempo_source || "";
+  $("tempo-source").textContent = `${m.meter || ""} ${m.tempo_source || ""}`;
   $("barbeat").textContent = `${m.current_bar}:${(m.beat || 0) + 1}`;
-  const bars = m.bars || 1, inLoop = (m.bar_in_loop || 0) + (m.beat || 0) / 4;
+  const bars = m.bars || 1, inLoop = (m.bar_in_loop || 0) + (m.beat || 0) / (m.beats_per_bar || 4);
   $("loop-progress").value = Math.min(1, inLoop / bars);
   $("loop-text").textContent = `bar ${(m.bar_in_loop || 0) + 1} of ${bars}`;
   $("m-gen").textContent = fixed(m.generation_seconds_last, 2);
@@ -266,7 +266,8 @@ function playPosition() {  // in bars, extrapolated between live messages
   if (m.current_bar === undefined) return 0;
   const beatSeconds = 60 / (m.bpm || 120);
   const since = m.rolling === false ? 0 : (performance.now() - state.liveAt) / 1000;
-  return m.current_bar + Math.min(3.99, (m.beat || 0) + since / beatSeconds) / 4;
+  const beats = m.beats_per_bar || 4;
+  return m.current_bar + Math.min(beats - 0.01, (m.beat || 0) + since / beatSeconds) / beats;
 }
 
 function drawWaterfall() {
