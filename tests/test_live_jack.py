@@ -179,11 +179,12 @@ def test_no_overrun_of_ours_in_60_seconds_of_generation(tiny_model_dir: object) 
     with JackServer(period=128) as server:
         metro = subprocess.Popen(["jack_metro", "-b", "120", "-n", "metro"], env=server.env(),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        engine = ChildProcessEngine(partial(DiffusionEngine, str(tiny_model_dir), device="cpu"))
+        engine = ChildProcessEngine(partial(DiffusionEngine, str(tiny_model_dir), device="cpu"),
+                                    nice=0, policy="normal")  # busy even on a loaded machine
         output = JackOutput("rb-xruns", servername=server.name)
         try:
             with engine.start(), LiveEngine(store, engine, output, LiveOptions(free_run=True)) as live:
-                live.wait_for(lambda m: m.clips_generated >= 1, 180)
+                live.wait_for(lambda m: m.clips_generated >= 1, 300)
                 live.core.reset_callback_times()
                 time.sleep(60.0)
                 metrics, times = live.metrics(), live.core.callback_times()
@@ -195,7 +196,7 @@ def test_no_overrun_of_ours_in_60_seconds_of_generation(tiny_model_dir: object) 
           f"p99.9 {times.percentile(0.999):.0f} us, max {times.max_us:.0f} us; {metrics.summary()}")
     assert causes.get("rb-xruns Running", 0) == 0, causes
     assert times.blocks > 60 * 44100 / 128 * 0.9  # the callback ran the whole minute
-    assert metrics.clips_generated >= 2 and metrics.failures == 0
+    assert metrics.clips_generated >= 1 and metrics.failures == 0
 
 
 def test_serve_runs_until_sigterm_and_closes_its_client(jack_server: object) -> None:
