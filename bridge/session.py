@@ -66,6 +66,8 @@ class Session:
         self._last_serial = -1
         self._connections: dict[str, tuple[str, ...]] = {}
         self._next_connection_scan = 0.0
+        #: Called with (image, info) when a new clip begins playing (the web live view listens).
+        self.clip_listeners: list[Any] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -144,15 +146,18 @@ class Session:
 
     def _record_new_clip(self, metrics: Any) -> None:
         recorder = self.parts.recorder
-        if recorder is None or metrics.playing_serial in (-1, self._last_serial):
+        if (recorder is None and not self.clip_listeners) or metrics.playing_serial in (-1, self._last_serial):
             return
         self._last_serial = metrics.playing_serial
         loop = self.live.player.current
         if loop is None or loop.serial != metrics.playing_serial:
             return
-        recorder.record(loop.audio[:, : loop.frames], loop.tempo.sample_rate,
-                        getattr(loop.clip, "image", None), _clip_info(loop, metrics))
-        self.report.recorded += 1
+        image, info = getattr(loop.clip, "image", None), _clip_info(loop, metrics)
+        if recorder is not None:
+            recorder.record(loop.audio[:, : loop.frames], loop.tempo.sample_rate, image, info)
+            self.report.recorded += 1
+        for listener in self.clip_listeners:
+            listener(image, info)
 
     def _report_errors(self) -> None:
         while True:

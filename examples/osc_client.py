@@ -36,16 +36,26 @@ def value(text: str) -> int | float | str:
     return text
 
 
-def replies(client: SimpleUDPClient, timeout: float) -> None:
-    """Print replies until ``timeout`` seconds pass without one; exit 1 after an error."""
-    failed = False
+#: Commands whose request is answered (the others are answered only when they fail).
+ANSWERED = ("ping", "status", "get", "preset", "learn")
+
+
+def replies(client: SimpleUDPClient, timeout: float, expected: bool, where: str = "riff-bridge") -> None:
+    """Print replies until ``timeout`` seconds pass without one. Exit 1 after an error, and
+    with a message when ``expected`` and nothing came back (riff-bridge not running?)."""
+    failed, count = False, 0
     try:
         for message in client.get_messages(timeout):
             print(message.address, *message.params)
             failed |= message.address == "/riff/error"
-    except TimeoutError:
+            count += 1
+    except (TimeoutError, OSError):
         pass
     if failed:
+        sys.exit(1)
+    if expected and count == 0:
+        print(f"error: no reply from {where} within {timeout:g} s; is riff-bridge "
+              "running and listening there (--host/--port)?", file=sys.stderr)
         sys.exit(1)
 
 
@@ -81,7 +91,7 @@ def main() -> int:
     if command == "listen":
         for name in rest:
             client.send_message(f"/riff/listen/{name}", [])
-        replies(client, 3600.0)
+        replies(client, 3600.0, False)
         return 0
     if command == "morph":
         morph(client, float(rest[0]) if rest else 8.0)
@@ -96,7 +106,8 @@ def main() -> int:
         send_at(client, args.at, address, values)
     else:
         client.send_message(address, values)
-    replies(client, args.wait + args.at + (30.0 if command == "learn" else 0.0))
+    replies(client, args.wait + args.at + (30.0 if command == "learn" else 0.0), command in ANSWERED,
+            f"{args.host}:{args.port}")
     return 0
 
 

@@ -13,7 +13,7 @@ VENV=${RIFF_VENV:-.venv}
 PY=${PYTHON:-python3}
 
 apt_packages=(jackd2 libjack-jackd2-0 libjack-jackd2-dev gcc libc6-dev binutils liblo-tools fluidsynth
-              fluid-soundfont-gm libsndfile1 klick jack-midi-clock)
+              fluid-soundfont-gm libsndfile1 klick jack-midi-clock chromium)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${apt_packages[@]}"; do
@@ -52,7 +52,7 @@ if [ -n "$local_torch" ]; then
 fi
 stamp="$VENV/.installed-$(cat pyproject.toml setup.py bridge/live/core.c bridge/live/core.h bridge/live/core_build.py | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-  "${PIP[@]}" "${constraints[@]}" -e ".[test]"
+  "${PIP[@]}" "${constraints[@]}" -e ".[test,web,browser]"
   rm -f "$VENV"/.installed-* && touch "$stamp"
 fi
 echo "setup: ready ($VENV)"

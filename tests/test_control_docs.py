@@ -66,7 +66,14 @@ def _known(address: str) -> bool:
 
 
 def _mentioned(path: Path) -> set[str]:
-    text = path.read_text(encoding="utf-8")
+    if path.is_dir():
+        return set()
+    if path.suffix == ".tosc":  # TouchOSC: zlib-compressed XML
+        import zlib
+
+        text = zlib.decompress(path.read_bytes()).decode("utf-8")
+    else:
+        text = path.read_text(encoding="utf-8")
     found = set(ADDRESS.findall(text))
     if path.suffix == ".pd":
         found |= {"/" + "/".join(m.split()) for m in re.findall(r"oscformat ([a-z_ ]+);", text)}

@@ -86,7 +86,7 @@ def _decode(types: str, text: str) -> Any:
 
 def test_oscsend_sets_and_gets_every_parameter(surfaces: Any, dump: Dump) -> None:
     port = surfaces.osc.address[1]
-    oscsend(port, "/riff/reply_port", ("i", dump.port))
+    oscsend(port, "/riff/reply_port", ("i", dump.port), ("s", "host"))  # one-shot sender: host scope
     oscsend(port, "/riff/ping")
     assert dump.wait_for(1)[0] == ("/riff/pong", "s", [__version__])
     for name in PARAMETERS:
@@ -103,7 +103,7 @@ def test_oscsend_sets_and_gets_every_parameter(surfaces: Any, dump: Dump) -> Non
 
 def test_oscsend_errors_reach_oscdump(surfaces: Any, dump: Dump) -> None:
     port = surfaces.osc.address[1]
-    oscsend(port, "/riff/reply_port", ("i", dump.port))
+    oscsend(port, "/riff/reply_port", ("i", dump.port), ("s", "host"))  # one-shot sender: host scope
     oscsend(port, "/riff/set/alpha", ("s", "loud"))
     oscsend(port, "/riff/set/steps", ("f", 2.5))
     oscsend(port, "/riff/set/mute", ("N", None))
@@ -118,7 +118,7 @@ def test_oscsend_errors_reach_oscdump(surfaces: Any, dump: Dump) -> None:
 
 def test_oscdump_listens_to_changes_and_bars(surfaces: Any, dump: Dump) -> None:
     port = surfaces.osc.address[1]
-    oscsend(port, "/riff/reply_port", ("i", dump.port))
+    oscsend(port, "/riff/reply_port", ("i", dump.port), ("s", "host"))  # one-shot sender: host scope
     oscsend(port, "/riff/listen/volume")
     oscsend(port, "/riff/listen/bar")
     dump.wait_for(1)

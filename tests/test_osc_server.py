@@ -131,7 +131,37 @@ def test_bar_and_beat_ticks(surfaces: Any, peer: OscPeer) -> None:
     assert peer.drain(0.1) == []
 
 
-def test_reply_port_redirects_replies_for_the_host(surfaces: Any) -> None:
+def test_reply_port_is_per_sender_so_other_clients_on_the_host_keep_their_replies(surfaces: Any) -> None:
+    pd_like = OscPeer(surfaces.osc.address)      # sends from one port, listens on another
+    pd_inbox = OscPeer(surfaces.osc.address)
+    sc_like = OscPeer(surfaces.osc.address)      # receives on its sending port
+    pd_like.send("/riff/reply_port", pd_inbox.address[1])
+    sc_like.send("/riff/ping")
+    assert sc_like.expect("/riff/pong").args == (__version__,)
+    pd_like.send("/riff/get/alpha")
+    assert pd_inbox.expect("/riff/get/alpha").args == (0.0,)
+    sc_like.send("/riff/get/bars")
+    assert sc_like.expect("/riff/get/bars").args == (2,)
+    assert pd_inbox.drain(0.1) == [] and pd_like.drain(0.05) == []
+    pd_like.send("/riff/reply_port", 5, "everywhere")
+    assert "scope: expected one of sender, host" in pd_inbox.expect("/riff/error").args[1]
+    for peer in (pd_like, pd_inbox, sc_like):
+        peer.close()
+
+
+def test_reply_port_host_scope_serves_one_shot_senders(surfaces: Any) -> None:
+    setter, one_shot, inbox = (OscPeer(surfaces.osc.address) for _ in range(3))
+    setter.send("/riff/reply_port", inbox.address[1], "host")
+    one_shot.send("/riff/ping")
+    assert inbox.expect("/riff/pong").args == (__version__,)
+    setter.send("/riff/reply_port", 0, "host")
+    one_shot.send("/riff/ping")
+    one_shot.expect("/riff/pong")
+    for peer in (setter, one_shot, inbox):
+        peer.close()
+
+
+def test_reply_port_redirects_replies_for_the_sender(surfaces: Any) -> None:
     sender = OscPeer(surfaces.osc.address)
     listener = OscPeer(surfaces.osc.address)
     sender.send("/riff/reply_port", listener.address[1])

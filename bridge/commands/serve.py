@@ -50,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="testing: make every Nth generation fail (exception, NaN, out of memory)")
     add_control_arguments(parser)
     add_engine_arguments(parser)  # remote worker (--engine URL, --token)
+
+    from bridge.web.view import add_arguments as add_web_arguments  # live view (bridge/web)
+
+    add_web_arguments(parser)
     parser.set_defaults(parser=parser)
 
 
@@ -76,14 +80,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         session = Session(_parts(args))
         session.parts.surfaces = _surfaces(args, session)
+        web = _web(args, session)  # browser live view + OSCQuery (bridge/web), up while the model warms up
         try:
             session.start()
             serving.set()
+            if web is not None:
+                web.announce()  # type: ignore[attr-defined]
             _announce(session)
             _serve(session, stop, args.status_every)
         finally:
             serving.set()  # from here a signal only asks to stop: let stop() finish
             session.stop()
+            if web is not None:
+                web.stop()  # type: ignore[attr-defined]
     except StartInterrupted as signal_name:
         print(f"stopped by {signal_name} while starting")
         return 0
@@ -122,6 +131,21 @@ def _surfaces(args: argparse.Namespace, session: "object") -> "object":
     from bridge.control.surfaces import ControlSurfaces
 
     return ControlSurfaces.from_args(args, session.parts.store, status=session.status)  # type: ignore[attr-defined]
+
+
+def _web(args: argparse.Namespace, session: "object") -> "object":
+    """Start the live view (None with --no-web or without aiohttp); played clips go to its page."""
+    try:
+        from bridge.web.view import WebView
+    except ImportError as err:
+        print(f"  web view: off ({err}; install riff-bridge[web])", flush=True)
+        return None
+    view = WebView.from_args(args, session.parts.surfaces, status=session.status)  # type: ignore[attr-defined]
+    if view is None or view.start() is None:
+        return None
+    session.clip_listeners.append(view.hub.add_clip)  # type: ignore[attr-defined]
+    print(f"  web: {view.url} (live view; OSCQuery at {view.url.split('?')[0]}?HOST_INFO)", flush=True)
+    return view
 
 
 def _initial_state(args: argparse.Namespace) -> dict[str, object]:

@@ -73,9 +73,11 @@ ROUTES: tuple[Route, ...] = (
     Route("/riff/listen/beat", "", "`/riff/beat i:bar i:beat` at every beat", "Subscribe to beat ticks.",
           "listen_beat"),
     Route("/riff/unlisten/beat", "", "none", "Unsubscribe from beat ticks.", "unlisten_beat"),
-    Route("/riff/reply_port", "i:port", "none",
-          "Send every reply for the sending host to PORT (0: back to the sending port). "
-          "For senders that cannot receive on their sending port (oscsend, Sonic Pi, TidalCycles, Pd).",
+    Route("/riff/reply_port", "i:port [s:scope]", "none",
+          "Send replies for this sender (its address and port) to PORT on its host (0: back to the "
+          "sending port). For senders that cannot receive on their sending port (Sonic Pi, "
+          "TidalCycles, Pd); other tools on the same host keep their replies. Scope `host`: for "
+          "every sender of the host without a port of its own (one-shot senders such as oscsend).",
           "reply_port"),
     Route("/riff/preset/load", "s:name", "`/riff/preset/loaded s:name`",
           "Apply a preset (user folder first, then factory); quantized like a set.", "preset_load"),

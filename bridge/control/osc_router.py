@@ -32,6 +32,9 @@ MAX_ERROR_CHARS = 500
 MAX_LIST_BYTES = 8000
 _FLAG = ParameterSpec("overwrite", "bool", "")
 _PORT = ParameterSpec("port", "int", "", 0, 65535)
+_SCOPE = ParameterSpec("scope", "choice", "", choices=("sender", "host"))
+#: Senders whose own reply port is remembered (oldest forgotten first).
+MAX_REPLY_PORTS = 1024
 
 
 def reply_value(value: Any) -> Any:
@@ -81,7 +84,8 @@ class OscRouter:
         self.learn = learn
         self.version = version
         self.subscriptions = Subscriptions()
-        self._reply_ports: dict[str, int] = {}
+        self._reply_ports: OrderedDict[Address, int] = OrderedDict()
+        self._host_ports: dict[str, int] = {}
         self._peers: OrderedDict[Address, None] = OrderedDict()
         self._unsubscribe = actions.store.subscribe(self._on_change)
 
@@ -90,8 +94,9 @@ class OscRouter:
         self._unsubscribe()
 
     def reply_address(self, sender: Address) -> Address:
-        """Where replies to ``sender`` go (its own address unless /riff/reply_port said otherwise)."""
-        port = self._reply_ports.get(sender[0])
+        """Where replies to ``sender`` go: the port that this sender (host and port) set with
+        /riff/reply_port, else its host's ``host``-scoped port, else its own address."""
+        port = self._reply_ports.get(sender) or self._host_ports.get(sender[0])
         return (sender[0], port) if port else (sender[0], sender[1])
 
     def handle(self, message: OscMessage, sender: Address) -> None:
@@ -99,7 +104,10 @@ class OscRouter:
         self._remember(sender)
         try:
             route, name = resolve(message.address)
-            getattr(self, f"_on_{route.handler}")(message, self.reply_address(sender), name)
+            if route.handler == "reply_port":  # keyed by the sender itself, not its reply address
+                self._on_reply_port(message, self.reply_address(sender), name, sender)
+            else:
+                getattr(self, f"_on_{route.handler}")(message, self.reply_address(sender), name)
         except BridgeError as err:
             self.error(sender, message.address, str(err))
         except Exception as err:  # noqa: BLE001 - the server must keep serving
@@ -187,13 +195,23 @@ class OscRouter:
     def _on_unlisten_beat(self, message: OscMessage, to: Address, name: None) -> None:
         self.subscriptions.remove("beat", to)
 
-    def _on_reply_port(self, message: OscMessage, to: Address, name: None) -> None:
-        port = _PORT.coerce(_count(message, 1, 1)[0])  # whole floats too (Pd, TouchOSC)
-        host = to[0]
+    def _on_reply_port(self, message: OscMessage, to: Address, name: None, sender: Address | None = None) -> None:
+        args = _count(message, 1, 2)
+        port = _PORT.coerce(args[0])  # whole floats too (Pd, TouchOSC)
+        scope = _SCOPE.coerce(args[1]) if len(args) > 1 else "sender"
+        sender = sender or to
+        if scope == "host":
+            self._set_port(self._host_ports, sender[0], port)
+            return
+        self._set_port(self._reply_ports, sender, port)
+        while len(self._reply_ports) > MAX_REPLY_PORTS:
+            self._reply_ports.popitem(last=False)
+
+    @staticmethod
+    def _set_port(table: Any, key: Any, port: int) -> None:
+        table.pop(key, None)
         if port:
-            self._reply_ports[host] = port
-        else:
-            self._reply_ports.pop(host, None)
+            table[key] = port
 
     def _on_preset_load(self, message: OscMessage, to: Address, name: None) -> None:
         preset = self.actions.load_preset(_text(_count(message, 1, 1)[0], "name"))
