@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"HTTP/WebSocket port of the live view and OSCQuery (default {DEFAULT_PORT}; "
                             "0: any free port)")
     group.add_argument("--web-host", default=DEFAULT_HOST,
-                       help=f"listen address (default {DEFAULT_HOST}; any other needs --token)")
-    group.add_argument("--token", default=None,
+                       help=f"listen address (default {DEFAULT_HOST}; any other needs --web-token)")
+    group.add_argument("--web-token", default=None,
                        help=f"access token for the page and OSCQuery (default ${TOKEN_VARIABLE})")
     group.add_argument("--no-web", action="store_true", help="do not start the live view")
     group.add_argument("--advertise", action="store_true",
@@ -59,7 +59,7 @@ class WebView:
         """Build from :func:`add_arguments`'s options; None with ``--no-web``."""
         if args.no_web:
             return None
-        token = args.token or os.environ.get(TOKEN_VARIABLE) or None
+        token = getattr(args, "web_token", None) or os.environ.get(TOKEN_VARIABLE) or None
         port = DEFAULT_PORT if args.web_port is None else args.web_port
         return cls(surfaces, WebOptions(args.web_host, port, token), status, args.advertise,
                    explicit_port=args.web_port is not None)
