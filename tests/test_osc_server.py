@@ -66,8 +66,10 @@ def test_ping_status_and_get_all(peer: OscPeer) -> None:
     peer.send("/riff/get/status")
     status = peer.expect("/riff/get/status").args
     assert [key for key, _, _ in STATUS_FIELDS] == ["tempo", "bar", "clips_generated",
-                                                    "last_generation_s", "late_clips", "xruns"]
-    assert status == (121.5, 17, 9, 1.25, 1, 2)
+                                                    "last_generation_s", "late_clips", "xruns",
+                                                    "input_level_db", "input_state",
+                                                    "input_latency_loops", "input_detail"]
+    assert status == (121.5, 17, 9, 1.25, 1, 2, 0.0, "", 0, "")
     peer.send("/riff/get/all")
     replies = {m.address: m.args[0] for m in (peer.recv() for _ in PARAMETERS)}
     expected = {f"/riff/get/{k}": _reply(v) for k, v in ControlState().as_dict().items()}

@@ -46,8 +46,8 @@ def status_values(status: Mapping[str, Any]) -> list[Any]:
     """
     values = []
     for key, tag, _ in STATUS_FIELDS:
-        raw = status.get(key, status.get(STATUS_ALIASES.get(key, key), 0))
-        values.append(float(raw) if tag == "f" else int(raw))
+        raw = status.get(key, status.get(STATUS_ALIASES.get(key, key), "" if tag == "s" else 0))
+        values.append(float(raw) if tag == "f" else str(raw) if tag == "s" else int(raw))
     return values
 
 
@@ -235,6 +235,16 @@ class OscRouter:
             self.error(to, message.address, text)
 
         self.learn.arm(param, learned, failed)
+
+    def _on_input_capture(self, message: OscMessage, to: Address, name: None) -> None:
+        args = _count(message, 0, 1)
+        path = self.actions.capture_input(_text(args[0], "name") if args else None)
+        self.send(to, "/riff/input/captured", [str(path)])
+
+    def broadcast(self, address: str, args: Sequence[Any]) -> None:
+        """Send ``address args`` to every recent peer (news with no one sender)."""
+        for peer in list(self._peers):
+            self.send(self.reply_address(peer), address, list(args))
 
     def _on_midi_learn_cancel(self, message: OscMessage, to: Address, name: None) -> None:
         if self.learn is not None:
