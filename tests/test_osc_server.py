@@ -83,8 +83,10 @@ def test_status_reads_live_metrics_names() -> None:
 
     metrics = {"bpm": 98.0, "current_bar": 4, "clips_generated": 3, "generation_seconds_last": 2.5,
                "late_clips": 0, "xruns": 1, "rolling": True}
-    assert status_values(metrics) == [98.0, 4, 3, 2.5, 0, 1]
-    assert status_values({}) == [0.0, 0, 0, 0.0, 0, 0]
+    assert status_values(metrics) == [98.0, 4, 3, 2.5, 0, 1, 0.0, "", 0, ""]
+    assert status_values({}) == [0.0, 0, 0, 0.0, 0, 0, 0.0, "", 0, ""]
+    metrics.update(input_level_db=-23.5, input_state="silent", input_latency_loops=1, input_detail="why")
+    assert status_values(metrics)[6:] == [-23.5, "silent", 1, "why"]
 
 
 def test_status_provider_failure_is_an_error(surfaces: Any, peer: OscPeer) -> None:
