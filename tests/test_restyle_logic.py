@@ -333,5 +333,5 @@ def test_restyler_joint_is_the_live_players_crossfade() -> None:
         np.zeros((frames, 2), np.float32), RATE)
     fade = Crossfade.for_rate(RATE, 5.0)
     joint = chunks[1].start
-    expected = 0.1 * fade.fade_out[:fade.frames] + np.r_[0.9, np.full(fade.frames - 1, 0.2)] * fade.fade_in
+    expected = 0.2 * fade.fade_out + np.r_[0.9, np.full(fade.frames - 1, 0.1)] * fade.fade_in
     assert np.allclose(out[joint:joint + fade.frames, 0], expected, atol=1e-6)
