@@ -199,8 +199,11 @@ class FrameRing:
 class InputRecorder:
     """Captured input and bar lines from the live engine's monitor (see the module docstring)."""
 
-    def __init__(self, sample_rate: int = 44100, seconds: float = DEFAULT_SECONDS) -> None:
+    def __init__(self, sample_rate: int = 44100, seconds: float = DEFAULT_SECONDS,
+                 threshold_db: float = -50.0) -> None:
         self.sample_rate = sample_rate
+        #: Input loops quieter than this (RMS, dBFS) are not restyled (see InputSelector).
+        self.threshold_db = threshold_db
         self.meter = LevelMeter(sample_rate)
         self._ring = FrameRing(max(1, round(seconds * sample_rate)))
         self._bars: deque[BarLine] = deque(maxlen=BAR_LINES_KEPT)
@@ -220,6 +223,10 @@ class InputRecorder:
             self._bars.extend(bar_lines)
 
     # -- readers --------------------------------------------------------------------------
+
+    def use_rate(self, sample_rate: int) -> None:
+        """The JACK server's rate, once the client is open (loops and the meter use it)."""
+        self.sample_rate = self.meter.sample_rate = int(sample_rate)
 
     @property
     def dropped(self) -> int:

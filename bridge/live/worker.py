@@ -170,10 +170,10 @@ class GenerationWorker:
         """``plan`` with the newest completed input loop attached, or None (none usable)."""
         if self.inputs is None:
             return None
-        seed = self.inputs.choose(self._loop_start(), plan.bars)
+        seed = self.inputs.choose(self.loop_start(), plan.bars)
         return replace(plan, input=seed) if seed is not None else None
 
-    def _loop_start(self) -> int | None:
+    def loop_start(self) -> int | None:
         """The bar the playing loop started on (the last loop boundary); None when nothing plays."""
         player = self.player
         if player.current is None or player.silent:
@@ -188,7 +188,7 @@ class GenerationWorker:
         playing = self.player.current
         plan = self._plans.get(playing.serial) if playing is not None else None
         if self.inputs is not None and plan is not None and plan.input is not None:
-            self.inputs.observe(plan.input, self._loop_start())
+            self.inputs.observe(plan.input, self.loop_start())
 
     # -- generation -----------------------------------------------------------------------
 
