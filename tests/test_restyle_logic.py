@@ -123,14 +123,21 @@ def test_selector_skips_silent_loops_and_reports_why() -> None:
 
 # -- the worker's planning with source = input --------------------------------------------
 
+class _HandPlayer:
+    """The worker's view of a player (offer, current loop, bar, bar in loop), moved by hand."""
+
+    def __init__(self) -> None:
+        from bridge.live.player import Offer
+
+        self.offer, self.current, self.bar, self.bar_in_loop, self.silent = Offer(), None, 0, 0, True
+
+
 class _Rig:
-    """A GenerationWorker over a real Player whose position the test moves by hand."""
+    """A GenerationWorker over a player whose position the test moves by hand."""
 
     def __init__(self, denoising: float = 0.0) -> None:
         from bridge.engine.fake import FakeEngine
-        from bridge.live.crossfade import Crossfade
         from bridge.live.metrics import GenerationStats
-        from bridge.live.player import Player
         from bridge.live.refit import Refitter
         from bridge.live.tempo import TempoReading
         from bridge.live.walk import SeedWalk
@@ -142,7 +149,7 @@ class _Rig:
                                              source="input", denoising=denoising))
         self.recorder = InputRecorder(RATE, seconds=20)
         self.selector = InputSelector(self.recorder)
-        self.player = Player(Crossfade.of_length(64))
+        self.player = _HandPlayer()
         self.engine = FakeEngine(iterations=2)
         reading = TempoReading(Tempo(120.0), "control", RATE)
         self.worker = GenerationWorker(self.engine, self.store, self.player, lambda: reading, SeedWalk(0.25),
