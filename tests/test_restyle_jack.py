@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -48,6 +49,14 @@ def _core_missing() -> str | None:
     if "input_recorder" not in inspect.signature(LiveEngine).parameters:
         return "LiveEngine has no input_recorder hook yet (native core, issue 10)"
     return None
+
+
+def tiny_engine(folder: str) -> Any:
+    """The tiny model with 16 phase-recovery iterations (runs in the model process)."""
+    from bridge.audio.codec import SpectrogramCodec
+    from bridge.engine.diffusion import DiffusionEngine
+
+    return DiffusionEngine(folder, device="cpu", codec=SpectrogramCodec(iterations=16))
 
 
 class FinishedClips:
@@ -137,9 +146,8 @@ if _core_missing():
 def run(jack_server: Any, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     from control_fixtures import OscPeer
 
-    from bridge.audio.codec import SpectrogramCodec
     from bridge.control.surfaces import ControlSurfaces
-    from bridge.engine.diffusion import DiffusionEngine
+    from bridge.live.childengine import ChildProcessEngine
     from bridge.live.engine import LiveOptions
     from bridge.live.inputloop import InputRecorder
     from bridge.live.inputcapture import InputCapture, SeedFolder
@@ -152,8 +160,8 @@ def run(jack_server: Any, tiny_model_dir: Path, tmp_path_factory: pytest.TempPat
     name = "rb-restyle"
     store = StateStore(ControlState(bpm=BPM, bars=BARS, prompt_a="drums", prompt_b="drums", steps=10,
                                     source="input", denoising=0.0))
-    engine = FinishedClips(DiffusionEngine(str(tiny_model_dir), device="cpu",
-                                             codec=SpectrogramCodec(iterations=16)))
+    child = ChildProcessEngine(partial(tiny_engine, str(tiny_model_dir))).start()
+    engine = FinishedClips(child)
     recorder_in = InputRecorder(threshold_db=-50.0)
     parts = SessionParts(store, engine, JackOutput(name, audio_in=True), LiveOptions(), warm_up=False,
                          input_recorder=recorder_in)
@@ -182,6 +190,7 @@ def run(jack_server: Any, tiny_model_dir: Path, tmp_path_factory: pytest.TempPat
             if client is not None:
                 client.close()
         session.stop()
+        child.close()
 
 
 def _play(session: Any, master: Any, drums: DrumPlayer, peer: Any, result: Run) -> None:
@@ -221,10 +230,11 @@ def _play(session: Any, master: Any, drums: DrumPlayer, peer: Any, result: Run) 
 
 def _played(result: Run, lo: int, hi: int) -> list[tuple[int, Any, int]]:
     """New clips that started in transport frames [lo, hi): (frame, request, loops from the
-    start of its input loop to its own start). Clip serial N is the engine's Nth finished clip."""
+    start of its input loop to its own start). Clip serial N is the engine's Nth finished clip.
+    Starts inside a bar (the very first clip, started as soon as it was ready) are left out."""
     played = []
     for start in result.starts:
-        if not start.new or not lo <= start.frame < hi or not 1 <= start.serial <= len(result.requests):
+        if not start.new or start.into or not lo <= start.frame < hi or not 1 <= start.serial <= len(result.requests):
             continue
         request = result.requests[start.serial - 1]
         input_start = int(request.seed_audio.key.split("@")[1].split("+")[0])

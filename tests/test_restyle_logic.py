@@ -51,14 +51,17 @@ def test_recorder_cuts_loops_exactly_on_bar_lines() -> None:
     assert not loop.audio.flags.writeable
 
 
-def test_recorder_refuses_loops_across_a_gap_and_reports_dropped_frames() -> None:
+def test_recorder_fills_short_gaps_with_silence_and_refuses_loops_across_long_ones() -> None:
     recorder = InputRecorder(RATE, seconds=10)
     ramp_feed(recorder, 0, 2 * 22050, 22050.0)
-    ramp_feed(recorder, 2 * 22050 + 1000, 3 * 22050, 22050.0, origin=0)  # 1000 frames lost
+    ramp_feed(recorder, 2 * 22050 + 1000, 22050, 22050.0, origin=0)  # 1000 frames lost (xrun)
     assert recorder.dropped == 1000
+    loop = recorder.loop(3, 2)
+    assert np.all(loop.audio[22050:22050 + 1000] == 0) and np.all(loop.audio[22050 + 1000:, 1] > 0)
+    ramp_feed(recorder, 5 * 22050, 2 * 22050 + 1, 22050.0, origin=0)  # 1 s lost: a new run
     with pytest.raises(InputUnavailable, match="not all captured"):
-        recorder.loop(3, 2)  # bars 1-2 span the gap
-    assert recorder.loop(5, 2).start_bar == 3
+        recorder.loop(5, 2)  # bars 3-4 span the break
+    assert recorder.loop(7, 2).start_bar == 5
 
 
 def test_ring_wraps_and_grows_keeping_what_it_holds() -> None:

@@ -11,8 +11,10 @@ end on bar line ``end_bar`` as an :class:`InputLoop`, from the JACK frame of bar
 (transport, MIDI clock, our own clock), bar lines are the core's, so input and output share
 one grid.
 
-A gap in the captured frames (the core's ring overflowed, or the JACK server restarted) is
-remembered: a loop that spans it is refused rather than cut with a hole in it. The ring
+A short gap in the captured frames (JACK skipped cycles after an xrun, or the core's ring
+overflowed), up to :data:`MAX_GAP_SECONDS`, reads as silence and is counted in ``dropped``;
+after a longer gap, or frames going back (the JACK server restarted), the recorder starts
+over, and a loop that spans such a break is refused rather than cut with a hole in it. The ring
 holds :data:`DEFAULT_SECONDS` at first and grows when a longer loop is asked for
 (:meth:`InputRecorder.reserve`). ``feed`` and the readers may run on different threads.
 """
@@ -58,6 +60,8 @@ DEFAULT_SECONDS = 60.0
 BAR_LINES_KEPT = 256
 #: Level meter time constant (seconds) of the running RMS.
 METER_SECONDS = 0.3
+#: Longest gap in the captured frames that is filled with silence (longer: a new run).
+MAX_GAP_SECONDS = 0.5
 #: Floor of every level in dBFS (digital silence reads as this).
 FLOOR_DB = -120.0
 
@@ -134,9 +138,11 @@ class LevelMeter:
 
 
 class FrameRing:
-    """Stereo samples indexed by absolute JACK frame, the newest ``capacity`` frames kept."""
+    """Stereo samples indexed by absolute JACK frame, the newest ``capacity`` frames kept;
+    a forward jump of at most ``max_gap`` frames is filled with silence."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_gap: int = 0) -> None:
+        self.max_gap = max_gap
         self.data = np.zeros((capacity, 2), np.float32)
         self.end: int | None = None          # JACK frame after the newest sample
         self.valid_from: int | None = None   # first frame of the gap-free run ending at ``end``
@@ -148,12 +154,19 @@ class FrameRing:
         return int(self.data.shape[0])
 
     def write(self, jack_frame: int, audio: np.ndarray) -> None:
-        """Store ``audio`` (``(n, 2)``) captured from ``jack_frame`` on; a jump starts a new run."""
-        frames = len(audio)
-        if self.end is None or jack_frame != self.end:
+        """Store ``audio`` (``(n, 2)``) captured from ``jack_frame`` on; a short gap before it
+        becomes silence, a longer jump (or one back) starts a new run."""
+        if self.end is not None and self.end < jack_frame <= self.end + self.max_gap:
+            self.dropped += jack_frame - self.end
+            self._put(self.end, np.zeros((jack_frame - self.end, 2), np.float32))
+        elif self.end is None or jack_frame != self.end:
             if self.end is not None and jack_frame > self.end:
                 self.dropped += jack_frame - self.end
             self.valid_from = jack_frame
+        self._put(jack_frame, audio)
+
+    def _put(self, jack_frame: int, audio: np.ndarray) -> None:
+        frames = len(audio)
         if frames > self.capacity:
             audio, jack_frame = audio[-self.capacity:], jack_frame + frames - self.capacity
             frames = self.capacity
@@ -205,7 +218,7 @@ class InputRecorder:
         #: Input loops quieter than this (RMS, dBFS) are not restyled (see InputSelector).
         self.threshold_db = threshold_db
         self.meter = LevelMeter(sample_rate)
-        self._ring = FrameRing(max(1, round(seconds * sample_rate)))
+        self._ring = FrameRing(max(1, round(seconds * sample_rate)), round(MAX_GAP_SECONDS * sample_rate))
         self._bars: deque[BarLine] = deque(maxlen=BAR_LINES_KEPT)
         self._lock = threading.Lock()
         self.blocks = 0
