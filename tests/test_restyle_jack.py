@@ -184,6 +184,13 @@ def run(jack_server: Any, tiny_model_dir: Path, tmp_path_factory: pytest.TempPat
         result.audio, result.first = recorder.take(BLOCK)
         result.starts = session.live.boundaries()
         result.seed_image = store.snapshot().seed_image
+        print("\nrestyle session: clip starts (transport loop, bar, serial, new, into):",
+              [(s.frame / LOOP, s.bar, s.serial, s.new, s.into) for s in result.starts])
+        print("finished clips (input key, denoising):",
+              [(r.seed_audio.key if r.seed_audio is not None else None, r.denoising) for r in result.requests])
+        print("phases (transport loops):", [p / LOOP for p in result.phases], "input status:",
+              session.live.inputs.status(), "capture breaks:", list(recorder_in._ring.breaks),
+              "dropped", recorder_in.dropped, "overlapped", recorder_in._ring.overlapped)
         yield result
     finally:
         for client in (drums, recorder, master):

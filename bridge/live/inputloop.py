@@ -13,6 +13,8 @@ one grid.
 
 A short gap in the captured frames (JACK skipped cycles after an xrun, or the core's ring
 overflowed), up to :data:`MAX_GAP_SECONDS`, reads as silence and is counted in ``dropped``;
+a block stamped up to that much earlier than the previous one ended (seen after xruns)
+overwrites those frames;
 after a longer gap, or frames going back (the JACK server restarted), the recorder starts
 over, and a loop that spans such a break is refused rather than cut with a hole in it. The ring
 holds :data:`DEFAULT_SECONDS` at first and grows when a longer loop is asked for
@@ -147,6 +149,9 @@ class FrameRing:
         self.end: int | None = None          # JACK frame after the newest sample
         self.valid_from: int | None = None   # first frame of the gap-free run ending at ``end``
         self.dropped = 0
+        self.overlapped = 0
+        #: The newest breaks in the capture: (frame expected next, frame that came).
+        self.breaks: deque[tuple[int, int]] = deque(maxlen=8)
 
     @property
     def capacity(self) -> int:
@@ -155,13 +160,21 @@ class FrameRing:
 
     def write(self, jack_frame: int, audio: np.ndarray) -> None:
         """Store ``audio`` (``(n, 2)``) captured from ``jack_frame`` on; a short gap before it
-        becomes silence, a longer jump (or one back) starts a new run."""
-        if self.end is not None and self.end < jack_frame <= self.end + self.max_gap:
-            self.dropped += jack_frame - self.end
-            self._put(self.end, np.zeros((jack_frame - self.end, 2), np.float32))
-        elif self.end is None or jack_frame != self.end:
-            if self.end is not None and jack_frame > self.end:
-                self.dropped += jack_frame - self.end
+        becomes silence, a short overlap is overwritten, a longer jump starts a new run."""
+        end = self.end
+        if end is not None and end < jack_frame <= end + self.max_gap:
+            self.dropped += jack_frame - end
+            self._put(end, np.zeros((jack_frame - end, 2), np.float32))
+        elif end is not None and end - self.max_gap <= jack_frame < end:
+            self.breaks.append((end, jack_frame))  # stamped again (seen after xruns): newest wins
+            self.overlapped += min(end - jack_frame, len(audio))
+            self._put(jack_frame, audio)
+            self.end = max(end, jack_frame + len(audio))
+            return
+        elif end is None or jack_frame != end:
+            if end is not None:
+                self.breaks.append((end, jack_frame))
+                self.dropped += max(0, jack_frame - end)
             self.valid_from = jack_frame
         self._put(jack_frame, audio)
 
@@ -187,7 +200,7 @@ class FrameRing:
         oldest = self.oldest()
         if oldest is None or start < oldest or stop > (self.end or 0):
             raise InputUnavailable(f"input frames {start}..{stop} are not all captured "
-                                   f"(held: {oldest}..{self.end})")
+                                   f"(held: {oldest}..{self.end}; breaks: {list(self.breaks)[-3:]})")
         index = np.arange(start, stop) % self.capacity
         return self.data[index]
 
