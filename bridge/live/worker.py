@@ -217,6 +217,10 @@ class GenerationWorker:
         clip = self._generate(request, reading.sample_rate, lambda: self._stale(plan, previous))
         if clip is None:
             return
+        if self._stale(plan, previous):  # changed after the engine's last cancel check
+            with self.stats.lock:
+                self.stats.cancelled += 1
+            return
         elapsed = time.perf_counter() - started
         self._serial += 1
         loop = Loop.from_clip(clip, plan.bars, reading.loop_tempo(), self._serial, self.tail, request=request)
