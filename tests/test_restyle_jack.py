@@ -14,10 +14,13 @@ One session (module fixture) on the private JACK server:
 A recorder client takes riff-bridge's outputs by transport frame; every check is on frames.
 
 Needs the native core's input capture (bridge.live.core, issue 10): skipped without it.
+Runs only with RIFF_BRIDGE_RESTYLE_E2E=1 (about 4 minutes; on a saturated 2-core machine the
+model takes several loops per clip and Python peers xrun, see the report printed with -s).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -151,6 +154,10 @@ def _drum_sequence(folder: Path) -> np.ndarray:
 
 if _core_missing():
     pytest.skip(_core_missing(), allow_module_level=True)
+if not os.environ.get("RIFF_BRIDGE_RESTYLE_E2E"):
+    pytest.skip("live restyle end-to-end run (about 4 minutes of JACK time, needs a machine that keeps "
+                "up: generation within a loop or two, few xruns); set RIFF_BRIDGE_RESTYLE_E2E=1",
+                allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
