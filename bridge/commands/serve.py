@@ -66,17 +66,36 @@ def run(args: argparse.Namespace) -> int:
         from bridge.config import apply_config, read_config
 
         apply_config(args, args.parser, read_config(args.config))
-    stop = threading.Event()
+    stop, serving = threading.Event(), threading.Event()
+
+    def on_signal(number: int, frame: object) -> None:
+        stop.set()
+        if not serving.is_set():  # loading or warming up: abandon whatever blocks
+            raise StartInterrupted(signal.Signals(number).name)
+
     for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: stop.set())
-    session = Session(_parts(args))
-    session.parts.surfaces = _surfaces(args, session)
-    _attach_capture(args, session)
-    with session:
-        _announce(session)
-        _serve(session, stop, args.status_every)
+        signal.signal(number, on_signal)
+    try:
+        session = Session(_parts(args))
+        session.parts.surfaces = _surfaces(args, session)
+        _attach_capture(args, session)
+        try:
+            session.start()
+            serving.set()
+            _announce(session)
+            _serve(session, stop, args.status_every)
+        finally:
+            serving.set()  # from here a signal only asks to stop: let stop() finish
+            session.stop()
+    except StartInterrupted as signal_name:
+        print(f"stopped by {signal_name} while starting")
+        return 0
     print(f"stopped: {session.last_metrics.summary() if session.last_metrics else 'no metrics'}")
     return 0
+
+
+class StartInterrupted(BaseException):
+    """A signal arrived before the session was serving (model loading or warm-up)."""
 
 
 def _parts(args: argparse.Namespace) -> "object":
