@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "image2audio",
     "render",
     "interpolate",
+    "restyle",
     "tiny_model",
     "fetch_model",
     "demo",

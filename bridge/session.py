@@ -39,6 +39,8 @@ class SessionParts:
     surfaces: Any = None
     recorder: ClipRecorder | None = None
     warm_up: bool = True
+    #: With --audio-in: the InputRecorder the live engine feeds (bridge.live.inputloop).
+    input_recorder: Any = None
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Session:
         self._errors: "queue.SimpleQueue[BaseException]" = queue.SimpleQueue()
         self._last_bar = -1
         self._last_serial = -1
+        self._skipped = 0
         self._connections: dict[str, tuple[str, ...]] = {}
         self._next_connection_scan = 0.0
         #: Called with (image, info) when a new clip begins playing (the web live view listens).
@@ -81,9 +84,12 @@ class Session:
         if parts.surfaces is not None:
             parts.surfaces.start()
         on_midi = (lambda m: parts.surfaces.feed_midi(m.data)) if parts.surfaces is not None else None
+        inputs = {"input_recorder": parts.input_recorder} if parts.input_recorder is not None else {}
         self.live = LiveEngine(parts.store, parts.engine, parts.output, parts.live_options,
-                               on_midi=on_midi, on_error=self._errors.put)
+                               on_midi=on_midi, on_error=self._errors.put, **inputs)
         self.live.start()
+        if parts.input_recorder is not None:
+            parts.input_recorder.use_rate(parts.output.sample_rate)
         return self
 
     def stop(self) -> None:
@@ -114,6 +120,7 @@ class Session:
         self._forward_bar(metrics)
         self._record_new_clip(metrics)
         self._report_errors()
+        self._report_input()
         self._watch_connections()
         if getattr(self.parts.output, "shut_down", False):
             self._reconnect()
@@ -124,7 +131,31 @@ class Session:
         metrics = self.live.metrics() if self.live is not None else self.last_metrics
         values = metrics.as_dict() if metrics is not None else {}
         values.update(reconnects=self.report.reconnects, recorded=self.report.recorded)
+        values.update(self.input_status())
         return values
+
+    def input_status(self) -> dict[str, Any]:
+        """The input side for ``/riff/get/status``: level, state, latency in loops and why."""
+        selector = getattr(self.live, "inputs", None)
+        if selector is None:
+            return {"input_level_db": -120.0, "input_state": "off", "input_latency_loops": -1,
+                    "input_detail": "no audio input (serve --audio-in)"}
+        status = selector.status()
+        return {"input_level_db": selector.level_db(), "input_state": status.state,
+                "input_latency_loops": status.latency_loops, "input_detail": status.detail}
+
+    def _report_input(self) -> None:
+        """A silent input loop was skipped: say so to recent OSC peers (once per loop)."""
+        selector = getattr(self.live, "inputs", None)
+        if selector is None:
+            return
+        status = selector.status()
+        if status.skipped > self._skipped:
+            self._skipped = status.skipped
+            log.info("input: %s", status.detail)
+            if self.parts.surfaces is not None:
+                self.parts.surfaces.broadcast("/riff/input/skipped",
+                                              [float(status.loop_db), float(selector.threshold_db), status.detail])
 
     def _warm_up(self) -> None:
         """One generation at the starting state, so weights and caches are hot before JACK."""

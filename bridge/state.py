@@ -102,6 +102,7 @@ class ControlState:
     bpm: float = 120.0
     seed_image: str = "grid"
     mask: str = ""
+    source: str = "prompt"
     volume: float = 0.8
     mute: bool = False
     quantize: str = "off"
@@ -134,6 +135,9 @@ PARAMETERS: dict[str, ParameterSpec] = {
         ParameterSpec("bpm", "float", "Tempo when no transport or MIDI clock sets it.", 20.0, 400.0),
         ParameterSpec("seed_image", "str", "Seed image: built-in name, 'grid' (drum grid at the tempo), or file in the seeds folder."),
         ParameterSpec("mask", "str", "Inpainting mask: built-in name or file in the seeds folder (empty: none)."),
+        ParameterSpec("source", "choice", "What each clip restyles: prompt (text and seed image) or input "
+                      "(img2img of the last input loop on in_L/in_R at denoising; needs --audio-in).",
+                      choices=("prompt", "input")),
         ParameterSpec("volume", "float", "Output gain (linear).", 0.0, 2.0),
         ParameterSpec("mute", "bool", "Silence the output (generation continues)."),
         ParameterSpec("quantize", "choice", "When /riff/set changes apply.", choices=("off", "beat", "bar")),

@@ -77,3 +77,21 @@ def render(song: mido.MidiFile, wav_path: str | Path, sample_rate: int = 44100) 
     subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.5", "-r", str(sample_rate), "-F", str(wav_path),
                     soundfont, str(midi_path)], check=True, capture_output=True, timeout=120)
     return wav_path
+
+
+#: Drum loops for restyling checks: per bar, (beat, GM drum note, velocity); kick 36, snare 38.
+DRUM_LOOPS = {
+    "backbeat": ((0.0, 36, 120), (1.0, 38, 110), (2.0, 36, 120), (3.0, 38, 110)),
+    "syncopated": ((0.0, 36, 120), (0.75, 36, 110), (1.5, 38, 110), (2.5, 36, 120), (3.25, 38, 110)),
+    "halftime": ((0.0, 36, 120), (0.5, 36, 100), (2.0, 38, 120), (3.5, 36, 110)),
+}
+
+
+def compose_drums(bpm: float, bars: int, pattern: str = "backbeat") -> mido.MidiFile:
+    """``bars`` bars of the GM drum loop ``pattern`` (a key of :data:`DRUM_LOOPS`) at ``bpm``."""
+    hits = DRUM_LOOPS[pattern]
+    song = mido.MidiFile(ticks_per_beat=TICKS)
+    song.tracks.append(_tempo_track(bpm))
+    song.tracks.append(_part(9, 0, [(bar * 4.0 + beat, 0.2, note, velocity)
+                                    for bar in range(bars) for beat, note, velocity in hits]))
+    return song

@@ -33,7 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="connect out_L/out_R to these ports (or to a client's audio inputs)")
     parser.add_argument("--midi-from", nargs="+", default=[], metavar="PORT",
                         help="connect these MIDI ports to midi_in (clock and control)")
-    parser.add_argument("--audio-in", action="store_true", help="also register in_L/in_R")
+    parser.add_argument("--audio-in", action="store_true",
+                        help="also register in_L/in_R and keep the last loops played into them "
+                             "(source = input restyles them; /riff/input/capture freezes one)")
+    parser.add_argument("--input-threshold-db", type=float, default=-50.0,
+                        help="input loops below this RMS level (dBFS) are not restyled (default -50)")
+    parser.add_argument("--seeds-dir", default=None,
+                        help="folder for captured seed images (default ~/.config/riff-bridge/seeds)")
     parser.add_argument("--timebase-master", action="store_true",
                         help="become JACK timebase master (at --bpm) when there is none")
     parser.add_argument("--free-run", action="store_true",
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         session = Session(_parts(args))
         session.parts.surfaces = _surfaces(args, session)
+        _attach_capture(args, session)
         web = _web(args, session)  # browser live view + OSCQuery (bridge/web), up while the model warms up
         try:
             session.start()
@@ -123,7 +130,32 @@ def _parts(args: argparse.Namespace) -> "object":
                         args.timebase_master)
     options = LiveOptions(free_run=args.free_run, crossfade_ms=args.crossfade_ms, prime_seconds=PRIME_SECONDS)
     recorder = ClipRecorder(args.record) if args.record else None
-    return SessionParts(store, engine, output, options, None, recorder)
+    parts = SessionParts(store, engine, output, options, None, recorder)
+    if args.audio_in:
+        from bridge.errors import check_range
+        from bridge.live.inputloop import InputRecorder
+
+        threshold = check_range("input-threshold-db", args.input_threshold_db, -120.0, 0.0)
+        parts.input_recorder = InputRecorder(threshold_db=threshold)
+    return parts
+
+
+def _attach_capture(args: argparse.Namespace, session: "object") -> None:
+    """With --audio-in: /riff/input/capture and the MIDI capture action write to --seeds-dir."""
+    parts = session.parts  # type: ignore[attr-defined]
+    if parts.input_recorder is None:
+        return
+    from bridge.live.inputcapture import InputCapture, SeedFolder
+
+    def boundary() -> "int | None":
+        live = session.live  # type: ignore[attr-defined]
+        return live.worker.loop_start() if live is not None and live.worker is not None else None
+
+    actions = parts.surfaces.actions
+    parts.surfaces.actions.capture = InputCapture(
+        parts.input_recorder, parts.store, SeedFolder(args.seeds_dir), boundary,
+        select=lambda path: actions.set("seed_image", path),
+        threshold_db=parts.input_recorder.threshold_db).capture
 
 
 def _surfaces(args: argparse.Namespace, session: "object") -> "object":

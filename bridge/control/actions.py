@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bridge.control.bank import PromptBank, check_side
 from bridge.control.midi_map import CcBinding, ControllerMap
@@ -40,6 +40,8 @@ class Actions:
         self._base_map = ControllerMap()
         self._learned = presets.load_learned() if presets else ControllerMap(name="learned")
         self._map = self._base_map.overlay(self._learned)
+        #: Freezes the last input loop as a seed image (set by ``serve --audio-in``).
+        self.capture: Callable[[str | None], Path] | None = None
 
     @property
     def bank(self) -> PromptBank:
@@ -119,6 +121,12 @@ class Actions:
             self._learned = learned
             self._map = self._base_map.overlay(learned)
         return replaced
+
+    def capture_input(self, name: str | None = None) -> Path:
+        """Freeze the last completed input loop as a seed image and select it; returns the file."""
+        if self.capture is None:
+            raise BridgeError("input capture: no audio input (start riff-bridge serve with --audio-in)")
+        return self.capture(name)
 
     def _require_presets(self) -> PresetStore:
         if self.presets is None:

@@ -26,7 +26,7 @@ CURVES: dict[str, Callable[[float], float]] = {
     "log": lambda x: math.log1p(math.expm1(CURVE_K) * x) / CURVE_K,
 }
 MODES = ("absolute", "toggle")
-TRIGGER_ACTIONS = ("slot", "new_seed")
+TRIGGER_ACTIONS = ("slot", "new_seed", "capture")
 MAPPABLE_KINDS = ("int", "float", "bool", "choice")
 
 #: The map file format: (table, key, type, default, meaning). The parser accepts exactly these keys.
@@ -47,14 +47,15 @@ MAP_FORMAT: tuple[tuple[str, str, str, str, str], ...] = (
      "toggle (bool parameters): each press (value rising through 64) flips the value."),
     ("[[controller.note]]", "note", "0..127", "required", "Note number of a pad or key (note-on with velocity > 0)."),
     ("[[controller.note]]", "channel", "1..16", "any", "MIDI channel; leave out to match every channel."),
-    ("[[controller.note]]", "action", "slot, new_seed", "slot",
-     "slot: copy bank slot `slot` onto `side`; new_seed: a random seed for `side`."),
+    ("[[controller.note]]", "action", "slot, new_seed, capture", "slot",
+     "slot: copy bank slot `slot` onto `side`; new_seed: a random seed for `side`; capture: "
+     "freeze the last input loop as seed_image (as /riff/input/capture)."),
     ("[[controller.note]]", "slot", "1..128", "1", "Bank slot (1-based) for action = slot."),
     ("[[controller.note]]", "side", "a, b", "a", "Which end of the interpolation to change."),
     ("[[controller.button]]", "cc", "0..127", "required",
      "A button sending CCs: triggers when its value rises through 64 (press)."),
     ("[[controller.button]]", "channel", "1..16", "any", "As for notes."),
-    ("[[controller.button]]", "action", "slot, new_seed", "slot", "As for notes."),
+    ("[[controller.button]]", "action", "slot, new_seed, capture", "slot", "As for notes."),
     ("[[controller.button]]", "slot", "1..128", "1", "As for notes."),
     ("[[controller.button]]", "side", "a, b", "a", "As for notes."),
 )

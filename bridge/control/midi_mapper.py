@@ -138,6 +138,8 @@ class MidiMapper:
     def _trigger(self, trigger: TriggerBinding) -> None:
         if trigger.action == "slot":
             self.actions.trigger_slot(trigger.slot, trigger.side)
+        elif trigger.action == "capture":
+            log.info("MIDI capture: %s", self.actions.capture_input(None))
         else:
             self.actions.new_seed(trigger.side)
 

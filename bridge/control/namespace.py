@@ -48,6 +48,12 @@ STATUS_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("beats_per_bar", "i", "Meter: beats per bar (7 in 7/8)."),
     ("beat_unit", "i", "Meter: the note value of a beat (8 in 7/8)."),
     ("tempo_source", "s", "Where the tempo comes from: transport, midi, link or control."),
+    ("input_level_db", "f", "Level on in_L/in_R: RMS over about 0.3 s in dBFS (-120: silence or no --audio-in)."),
+    ("input_state", "s", "Input source: off (source is prompt), waiting (no complete input loop yet), "
+                         "silent (last loop below the threshold: not restyled) or ready."),
+    ("input_latency_loops", "i", "Loops from the end of an input loop to the start of its restyled clip "
+                                 "(1; 2 when generation is slower than a loop; -1 before the first)."),
+    ("input_detail", "s", "Why, in words (e.g. the silent loop's level and the threshold)."),
 )
 
 #: Other names a status provider may use (those of bridge.live.metrics.LiveMetrics.as_dict()).
@@ -94,11 +100,16 @@ ROUTES: tuple[Route, ...] = (
           "Map the next moved MIDI controller to PARAM and save it in the user's learned map.",
           "midi_learn"),
     Route("/riff/midi/learn/cancel", "", "none", "Forget a pending learn.", "midi_learn_cancel"),
+    Route("/riff/input/capture", "[s:name]", "`/riff/input/captured s:file`",
+          "Freeze the last completed input loop as a spectrogram PNG in the seeds folder (never "
+          "replacing a file; default name input-DATE-TIME) and select it as seed_image. Needs --audio-in.",
+          "input_capture"),
 )
 
 #: Addresses the server sends (besides ``/riff/get/<name>``); documented in ROUTES' reply column.
 REPLIES = ("/riff/pong", "/riff/bar", "/riff/beat", "/riff/error", "/riff/preset/loaded",
-           "/riff/preset/saved", "/riff/preset/list", "/riff/midi/learned", "/riff/get/status")
+           "/riff/preset/saved", "/riff/preset/list", "/riff/midi/learned", "/riff/get/status",
+           "/riff/input/captured", "/riff/input/skipped")
 
 #: First argument of ``/riff/error`` for failures that no message caused (sent to recent peers).
 GENERATION_ERROR = "/riff/generate"

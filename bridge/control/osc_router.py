@@ -254,6 +254,16 @@ class OscRouter:
 
         self.learn.arm(param, learned, failed)
 
+    def _on_input_capture(self, message: OscMessage, to: Address, name: None) -> None:
+        args = _count(message, 0, 1)
+        path = self.actions.capture_input(_text(args[0], "name") if args else None)
+        self.send(to, "/riff/input/captured", [str(path)])
+
+    def broadcast(self, address: str, args: Sequence[Any]) -> None:
+        """Send ``address args`` to every recent peer (news with no one sender)."""
+        for peer in list(self._peers):
+            self.send(self.reply_address(peer), address, list(args))
+
     def _on_midi_learn_cancel(self, message: OscMessage, to: Address, name: None) -> None:
         if self.learn is not None:
             self.learn.cancel()

@@ -156,6 +156,11 @@ class ControlSurfaces:
         if self.osc is not None:
             self.osc.router.broadcast_error(address, text)
 
+    def broadcast(self, address: str, args: list) -> None:
+        """News with no one sender (e.g. a skipped silent input loop) to recent OSC peers."""
+        if self.osc is not None:
+            self.osc.router.broadcast(address, args)
+
     def detach_clock(self) -> None:
         """The live engine stopped: held changes apply now, later ones immediately."""
         self.actions.quantizer.detach_clock()

@@ -1,7 +1,7 @@
 """The diffusion engine: a :class:`GenerationRequest` in, a bar-exact :class:`Clip` out.
 
 Recipe of :meth:`DiffusionEngine.generate`:
-  1. inputs: the seed image (built-in, image or audio file) and mask fitted to the request's
+  1. inputs: the seed image (built-in, image or audio file, or the request's seed audio) and mask fitted to the request's
      generation width (:mod:`bridge.engine.seeds`, :mod:`bridge.engine.mask`), then wrapped
      on to the canvas width (:mod:`bridge.engine.canvas`: a multiple of 64 px);
   2. text: the embeddings of prompt A and prompt B (cached) interpolated linearly with
@@ -39,6 +39,7 @@ from bridge.engine.noise import lerp, seeded_noise, slerp
 from bridge.engine.pipeline import DiffusionJob, SpectrogramDiffusion
 from bridge.engine.protocol import CancelCheck, GenerationCancelled
 from bridge.engine.request import GenerationRequest
+from bridge.engine.seedaudio import seed_audio_image
 from bridge.engine.seeds import check_seed_source, seed_image
 from bridge.engine.stopwatch import Stopwatch
 
@@ -123,9 +124,12 @@ class DiffusionEngine:
     def inputs(self, request: GenerationRequest) -> tuple[Image.Image | None, np.ndarray | None]:
         """Seed image and mask (regenerate-weights) for ``request``, fitted to its width
         (None for an absent or empty name)."""
-        if not request.seed_image:
+        if request.seed_audio is not None:
+            seed = seed_audio_image(request.seed_audio, request.generation_width(), self.codec)
+        elif request.seed_image:
+            seed = seed_image(request.seed_image, request, self.codec)
+        else:
             return None, None
-        seed = seed_image(request.seed_image, request, self.codec)
         mask = mask_array(request.mask, seed.width, seed.height) if request.mask else None
         return seed, mask
 

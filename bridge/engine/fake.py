@@ -2,7 +2,9 @@
 
 It draws a mel spectrogram procedurally (a kick on each beat, a chord whose pitches follow
 the prompt and seed, blended by alpha) and decodes it with the real codec, so everything
-after the model (codec, fitting, live playback) runs for real.
+after the model (codec, fitting, live playback) runs for real. With seed audio (the live
+input) the clip is that audio stretched to the clip's length, mixed with the drawn clip in
+proportion to ``denoising`` (0: the seed audio alone), as img2img would keep it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class FakeEngine:
         model_seconds = time.perf_counter() - started
         audio = self.codec.mel_to_audio(mel, num_samples, sample_rate).cpu().numpy()
         stereo = np.repeat(audio.T, 2, axis=1).astype(np.float32)
+        if request.seed_audio is not None:
+            stereo = _blend_seed(request, stereo, num_samples)
         timings = {"model": model_seconds, "codec": time.perf_counter() - started - model_seconds}
         image = encode_image(mel, self.codec.params)
         return Clip(stereo, sample_rate, mel, image, request, timings)
@@ -84,3 +88,13 @@ def _chord(prompt: str, seed: int, n_mels: int) -> np.ndarray:
             if bin_ < n_mels:
                 envelope[bin_] += 1.0 / harmonic
     return envelope
+
+
+def _blend_seed(request: GenerationRequest, drawn: np.ndarray, num_samples: int) -> np.ndarray:
+    """``(1 - denoising) * seed audio (stretched to num_samples) + denoising * drawn``."""
+    seed = np.asarray(request.seed_audio.audio, dtype=np.float32)  # type: ignore[union-attr]
+    seed = seed[:, None] if seed.ndim == 1 else seed
+    positions = np.linspace(0.0, len(seed) - 1, num_samples)
+    fitted = np.stack([np.interp(positions, np.arange(len(seed)), seed[:, min(c, seed.shape[1] - 1)])
+                       for c in range(2)], axis=1)
+    return ((1.0 - request.denoising) * fitted + request.denoising * drawn).astype(np.float32)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.errors import ParameterError, check_int, check_range
 from bridge.state import SEED_MAX, ControlState
 from bridge.timing import Meter, Tempo
+
+if TYPE_CHECKING:
+    from bridge.engine.seedaudio import SeedAudio
 
 SCHEDULERS = ("dpm", "ddim", "pndm", "euler", "lms")
 #: One pixel column is one hop: 10 ms at 44.1 kHz.
@@ -22,7 +25,9 @@ class GenerationRequest:
     Length: either ``width`` pixels (multiple of 8) or ``bars`` at ``bpm`` (then the clip is
     generated near that width and fitted to exactly that many bars). ``seed_image`` is a
     built-in name, an image file or an audio file (None: plain text-to-image); ``mask`` a
-    built-in name or image file (white regenerated, black kept).
+    built-in name or image file (white regenerated, black kept). ``seed_audio`` (a
+    :class:`~bridge.engine.seedaudio.SeedAudio`, e.g. the live input loop) is a seed that
+    takes the place of ``seed_image``: its whole length is fitted to the clip's width.
     """
 
     prompt_a: str = "funky synth solo"
@@ -41,6 +46,7 @@ class GenerationRequest:
     bars: float | None = None
     bpm: float | None = None
     beats_per_bar: int = 4
+    seed_audio: "SeedAudio | None" = None
 
     def __post_init__(self) -> None:
         check_range("alpha", self.alpha, 0.0, 1.0)
@@ -54,7 +60,7 @@ class GenerationRequest:
             raise ParameterError("scheduler", "one of " + ", ".join(SCHEDULERS), self.scheduler)
         if not isinstance(self.prompt_a, str) or not self.prompt_a.strip():
             raise ParameterError("prompt_a", "a non-empty string", self.prompt_a)
-        if self.mask and not self.seed_image:
+        if self.mask and not (self.seed_image or self.seed_audio is not None):
             raise ParameterError("mask", "a seed image to inpaint into (set seed_image too)", self.mask)
         self._check_length()
 

@@ -34,6 +34,7 @@ from bridge.live.metrics import GenerationStats, LiveMetrics
 from bridge.live.player import Player
 from bridge.live.refit import DEFAULT_REFIT_ITERATIONS, Refitter
 from bridge.live.tempo import TempoReading, TempoTracker
+from bridge.live.inputselector import SILENCE_DB, InputSelector  # restyle (issue 13)
 from bridge.live.walk import DEFAULT_ALPHA_STEP, SeedWalk
 from bridge.live.worker import GenerationWorker
 from bridge.state import ControlState, StateStore
@@ -102,6 +103,9 @@ class LiveEngine:
                  input_recorder: Any = None) -> None:
         self.store, self.engine, self.output, self.options = store, engine, output, options
         self.on_midi, self.on_error, self.input_recorder = on_midi, on_error, input_recorder
+        # restyle (issue 13): the worker restyles the recorder's loops when source = input
+        self.inputs = (InputSelector(input_recorder, getattr(input_recorder, "threshold_db", SILENCE_DB))
+                       if input_recorder is not None else None)
         self.midi: "queue.SimpleQueue[MidiMessage]" = queue.SimpleQueue()
         self.stats = GenerationStats()
         self.core: Core | None = None
@@ -231,7 +235,7 @@ class LiveEngine:
         refitter = Refitter(getattr(self.engine, "codec", None), opts.refit_iterations)
         return GenerationWorker(self.engine, self.store, self.player, self.tempo,  # type: ignore[arg-type]
                                 SeedWalk(opts.alpha_step), refitter, self.stats, tail,
-                                self.on_error, opts.retry_seconds)
+                                self.on_error, opts.retry_seconds, inputs=self.inputs)  # restyle (issue 13)
 
     # -- monitor thread -------------------------------------------------------------------
 

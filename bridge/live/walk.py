@@ -11,9 +11,10 @@ directly and each clip is exactly the control state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bridge.engine.request import GenerationRequest
+from bridge.engine.seedaudio import SeedAudio
 from bridge.errors import check_range
 from bridge.state import SEED_MAX, ControlState
 from bridge.timing import Tempo
@@ -59,7 +60,8 @@ class WalkStep:
 @dataclass(frozen=True)
 class Plan:
     """Everything that decides a clip's content except the tempo: the walk step and the
-    control values that are not walked (bars, negative prompt, guidance...)."""
+    control values that are not walked (bars, negative prompt, guidance...). ``input``: with
+    ``source = input``, the live input loop the clip restyles (it replaces the seed image)."""
 
     step: WalkStep
     negative: str
@@ -69,6 +71,7 @@ class Plan:
     bars: int
     seed_image: str
     mask: str
+    input: SeedAudio | None = None
 
     def request(self, tempo: Tempo) -> GenerationRequest:
         """The generation request of this plan at ``tempo`` (bars at that tempo and meter)."""
@@ -76,10 +79,15 @@ class Plan:
         return GenerationRequest(
             prompt_a=step.start.prompt, prompt_b=step.end.prompt, seed_a=step.start.seed,
             seed_b=step.end.seed, alpha=step.alpha, negative=self.negative, guidance=self.guidance,
-            denoising=self.denoising, steps=self.steps, seed_image=self.seed_image or None,
+            denoising=self.denoising, steps=self.steps,
+            seed_image=None if self.input is not None else self.seed_image or None,
             mask=self.mask or None, bars=self.bars, bpm=tempo.bpm,
-            beats_per_bar=tempo.meter.beats_per_bar,
+            beats_per_bar=tempo.meter.beats_per_bar, seed_audio=self.input,
         )
+
+    def without_input(self) -> "Plan":
+        """This plan with no input loop attached (to compare plans apart from their input)."""
+        return replace(self, input=None) if self.input is not None else self
 
 
 class SeedWalk:

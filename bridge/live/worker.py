@@ -13,6 +13,13 @@ Two threads, each woken at once by :meth:`GenerationWorker.wake` (else every few
   next loop boundary.
 Both change the player's offer under one lock.
 
+With ``source = input`` (and an :class:`~bridge.live.inputselector.InputSelector`), the plan
+also carries the input loop that ended on the current loop boundary, and a clip is made only
+when a newer input loop than the playing clip's completed: img2img of it at ``denoising``
+with the prompts and seeds in force. A newer input loop never cancels a clip in progress: a
+clip that misses its boundary still plays on the one after (latency two loops instead of
+one). A silent or missing input loop makes nothing; the playing loop keeps playing.
+
 Failures (exceptions, non-finite or wrongly sized audio) are counted, reported through
 ``on_error`` and retried with a growing pause; the player meanwhile keeps looping what it has.
 """
@@ -29,6 +36,7 @@ import numpy as np
 
 from bridge.engine.protocol import GenerationCancelled
 from bridge.errors import BridgeError
+from bridge.live.inputselector import InputSelector
 from bridge.live.loop import Loop, LoopTempo
 from bridge.live.metrics import GenerationStats
 from bridge.live.player import Player
@@ -58,10 +66,12 @@ class GenerationWorker:
 
     def __init__(self, engine: Any, store: StateStore, player: Player, tempo: Callable[[], TempoReading],
                  walk: SeedWalk, refitter: Refitter, stats: GenerationStats, tail: int,
-                 on_error: Callable[[BaseException], None] | None = None, retry_seconds: float = 0.5) -> None:
+                 on_error: Callable[[BaseException], None] | None = None, retry_seconds: float = 0.5,
+                 inputs: InputSelector | None = None) -> None:
         self.engine, self.store, self.player, self.tempo = engine, store, player, tempo
         self.walk, self.refitter, self.stats, self.tail = walk, refitter, stats, tail
         self.on_error, self.retry_seconds = on_error, retry_seconds
+        self.inputs = inputs
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._refit_wake = threading.Event()
@@ -121,6 +131,7 @@ class GenerationWorker:
         if time.monotonic() < self._retry_at:
             return
         with self._offer_lock:
+            self._observe_input()
             wanted = self._wanted()
             if wanted is None:
                 self._publish(busy=False)
@@ -144,20 +155,58 @@ class GenerationWorker:
     def _wanted(self) -> tuple[Plan, WalkStep | None] | None:
         """The plan to generate (with the step it follows), or None when the right clip is there."""
         previous = self._previous_step()
-        plan = self.walk.plan(previous, self.store.snapshot())
+        state = self.store.snapshot()
+        plan: Plan | None = self.walk.plan(previous, state)
+        if state.source == "input":
+            plan = self._with_input(plan)  # type: ignore[arg-type]
+            if plan is None:
+                return None
+        elif self.inputs is not None:
+            self.inputs.off()
         waiting = self._waiting()
         if waiting is not None:
-            if self._plans.get(waiting.serial) == plan:
+            if _covers(self._plans.get(waiting.serial), plan, waiting=True):  # type: ignore[arg-type]
                 return None
             self._publish(next=None)
         else:
             playing = self.player.current
-            if playing is not None and self._plans.get(playing.serial) == plan:
+            if playing is not None and _covers(self._plans.get(playing.serial), plan, waiting=False):  # type: ignore[arg-type]
                 return None
-        return plan, previous
+        return plan, previous  # type: ignore[return-value]
 
     def _stale(self, plan: Plan, previous: WalkStep | None) -> bool:
-        return self._stop.is_set() or self.walk.plan(previous, self.store.snapshot()) != plan
+        if self._stop.is_set():
+            return True
+        state = self.store.snapshot()
+        if (plan.input is not None) != (state.source == "input"):
+            return True
+        return self.walk.plan(previous, state) != plan.without_input()
+
+    # -- input source ---------------------------------------------------------------------
+
+    def _with_input(self, plan: Plan) -> Plan | None:
+        """``plan`` with the newest completed input loop attached, or None (none usable)."""
+        if self.inputs is None:
+            return None
+        seed = self.inputs.choose(self.loop_start(), plan.bars)
+        return replace(plan, input=seed) if seed is not None else None
+
+    def loop_start(self) -> int | None:
+        """The bar the playing loop started on (the last loop boundary); None when nothing plays."""
+        player = self.player
+        if player.current is None or _silent(player):
+            return None
+        bar, inside = player.bar, player.bar_in_loop
+        while (bar, inside) != (player.bar, player.bar_in_loop):  # read both between two bar lines
+            bar, inside = player.bar, player.bar_in_loop
+        return bar - inside
+
+    def _observe_input(self) -> None:
+        """Tell the selector which input loop's clip plays now, and since which bar."""
+        playing = self.player.current
+        plan = self._plans.get(playing.serial) if playing is not None else None
+        if self.inputs is not None and plan is not None and plan.input is not None:
+            self.inputs.observe(plan.input, self.loop_start())
 
     # -- generation -----------------------------------------------------------------------
 
@@ -167,6 +216,10 @@ class GenerationWorker:
         started = time.perf_counter()
         clip = self._generate(request, reading.sample_rate, lambda: self._stale(plan, previous))
         if clip is None:
+            return
+        if self._stale(plan, previous):  # changed after the engine's last cancel check
+            with self.stats.lock:
+                self.stats.cancelled += 1
             return
         elapsed = time.perf_counter() - started
         self._serial += 1
@@ -254,3 +307,24 @@ def _check_audio(audio: np.ndarray, frames: int) -> None:
         raise GenerationFault(f"audio: expected {frames} frames, got shape {array.shape}")
     if not np.isfinite(array).all():
         raise GenerationFault("audio: non-finite samples (NaN or infinity)")
+
+
+def _silent(player: Any) -> bool:
+    """True while the player plays nothing (transport stopped): the core's player flag."""
+    try:
+        return bool(player.core.struct.player.silent)
+    except AttributeError:
+        return bool(getattr(player, "silent", False))
+
+
+def _covers(made: Plan | None, plan: Plan, waiting: bool) -> bool:
+    """True when a clip made to ``made`` already serves ``plan``: the same plan; or, for
+    input plans, a playing clip of the same input loop, or a waiting clip that differs only
+    by an older input loop (it was late: it plays on the next boundary, never thrown away)."""
+    if made == plan:
+        return True
+    if made is None or made.input is None or plan.input is None:
+        return False
+    if waiting:
+        return made.without_input() == plan.without_input()
+    return made.input == plan.input
