@@ -45,6 +45,8 @@ STATUS_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("last_generation_s", "f", "Seconds the last clip took to generate."),
     ("late_clips", "i", "Clips that were not ready at their bar line."),
     ("xruns", "i", "JACK xruns since start."),
+    ("tempo_source", "s", "Where the tempo comes from: transport, midi, link or control."),
+    ("link_peers", "i", "Other Ableton Link peers in the session (0 without --link)."),
 )
 
 #: Other names a status provider may use (those of bridge.live.metrics.LiveMetrics.as_dict()).

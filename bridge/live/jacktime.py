@@ -31,6 +31,7 @@ typedef uint32_t jack_nframes_t;
 typedef struct { jack_nframes_t min; jack_nframes_t max; } jack_latency_range_t;
 jack_time_t jack_get_time(void);
 jack_nframes_t jack_time_to_frames(void *client, jack_time_t usecs);
+jack_time_t jack_frames_to_time(void *client, jack_nframes_t frames);
 int jack_get_cycle_times(void *client, jack_nframes_t *current_frames, jack_time_t *current_usecs,
                          jack_time_t *next_usecs, float *period_usecs);
 void jack_port_get_latency_range(void *port, int mode, jack_latency_range_t *range);
@@ -121,6 +122,10 @@ class JackClock:
     def time_to_frames(self, usecs: int) -> int:
         """libjack's own ``jack_time_to_frames`` (whole frames, wrapped to 32 bits)."""
         return int(self._lib.jack_time_to_frames(self._pointer(self.client), int(usecs)))
+
+    def frames_to_time(self, frame: int) -> int:
+        """libjack's own ``jack_frames_to_time`` (whole microseconds)."""
+        return int(self._lib.jack_frames_to_time(self._pointer(self.client), int(frame) % 2**32))
 
     def playback_latency(self, ports: Iterable[Any]) -> LatencyRange:
         """Playback latency range of ``ports`` (JACK-Client port objects): the smallest minimum
