@@ -66,6 +66,8 @@ class Session:
         self._last_serial = -1
         self._connections: dict[str, tuple[str, ...]] = {}
         self._next_connection_scan = 0.0
+        #: More status providers (e.g. Link: ``link_peers``); the live metrics win on shared keys.
+        self.status_extras: list[Any] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -120,7 +122,10 @@ class Session:
     def status(self) -> dict[str, Any]:
         """Live metrics and session counters as one dict (for ``/riff/get/status``)."""
         metrics = self.live.metrics() if self.live is not None else self.last_metrics
-        values = metrics.as_dict() if metrics is not None else {}
+        values: dict[str, Any] = {}
+        for extra in self.status_extras:
+            values.update(extra())
+        values.update(metrics.as_dict() if metrics is not None else {})
         values.update(reconnects=self.report.reconnects, recorded=self.report.recorded)
         return values
 

@@ -190,3 +190,84 @@ def test_thread_feeds_the_sink_and_clears_on_stop(client: Any) -> None:
     assert len(sink.grids) >= 10 and sink.cleared == 1 and source.errors == 0
     bars = [g[0] for g in sink.grids]
     assert bars == sorted(bars)
+
+
+def _binding(client: Any, **options: Any) -> tuple[Any, Any, GridLog]:
+    from types import SimpleNamespace
+
+    from bridge.live.linkbinding import LinkBinding
+    from bridge.state import StateStore
+
+    store, sink = StateStore(), GridLog()
+    store.set("bpm", 103.0)
+    output = SimpleNamespace(client=client, is_master=True)
+    binding = LinkBinding(store, output, sink, LinkOptions(**options),
+                          session_factory=lambda bpm: open_link(bpm, enabled=False))
+    return binding, store, sink
+
+
+def test_binding_starts_at_the_control_tempo_and_commits_changes_only(client: Any) -> None:
+    binding, store, sink = _binding(client, commit_tempo=True)
+    with binding:
+        time.sleep(0.1)
+        session = binding.source.session
+        assert session.captureAppSessionState().tempo() == pytest.approx(103.0)
+        assert binding.status()["link_peers"] == 0 and binding.describe() == "link 0 peers"
+        store.update({"bpm": 103.0, "alpha": 0.5})  # a preset repeating the tempo: nothing to commit
+        assert binding.source._pending_tempo is None
+        store.set("bpm", 92.0)
+        deadline = time.monotonic() + 4 * 60 / 103 + 1
+        while session.captureAppSessionState().tempo() != pytest.approx(92.0) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert session.captureAppSessionState().tempo() == pytest.approx(92.0)
+        time.sleep(0.05)
+        assert sink.grids[-1][4] == pytest.approx(92.0)
+    assert binding.status() == {} and sink.cleared == 1
+
+
+def test_binding_reads_latency_of_the_outputs_and_follows_a_reopened_client(client: Any) -> None:
+    import jack
+
+    from bridge.live.linkbinding import OutputClock
+
+    binding, _, _ = _binding(client)
+    clock = OutputClock(binding.output)
+    for port, target in zip(client.outports, ("system:playback_1", "system:playback_2")):
+        client.connect(port, target)
+    assert clock.output_latency() == 512  # the dummy driver's playback latency at 256 frames
+    other = jack.Client("link-test-2", no_start_server=True)
+    other.activate()
+    try:
+        binding.output.client = other  # the output reopened its client after a server restart
+        assert clock.cycle().frames >= 0 and clock.output_latency() == 0
+        binding.output.client = None
+        with pytest.raises(Exception, match="closed"):
+            clock.cycle()
+    finally:
+        other.deactivate()
+        other.close()
+
+
+def test_start_stop_sync_moves_the_jack_transport_when_we_are_master(client: Any) -> None:
+    import jack
+
+    binding, _, _ = _binding(client, start_stop_sync=True)
+    client.transport_stop()
+    with binding:
+        time.sleep(0.1)
+        binding.tick()
+        assert client.transport_state == jack.STOPPED
+        binding.source.set_playing(True)
+        deadline = time.monotonic() + 4 * 60 / 103 + 1
+        while not (binding.source.last and binding.source.last.rolling) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        binding.tick()
+        time.sleep(0.1)
+        assert client.transport_state == jack.ROLLING
+        binding.source.set_playing(False)
+        deadline = time.monotonic() + 4 * 60 / 103 + 1
+        while binding.source.last.rolling and time.monotonic() < deadline:
+            time.sleep(0.01)
+        binding.tick()
+        time.sleep(0.1)
+        assert client.transport_state == jack.STOPPED

@@ -45,8 +45,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between status log lines when not on a terminal (0: never)")
     parser.add_argument("--inject-faults", type=int, default=0, metavar="N",
                         help="testing: make every Nth generation fail (exception, NaN, out of memory)")
+    _add_link_arguments(parser)
     add_control_arguments(parser)
     parser.set_defaults(parser=parser)
+
+
+def _add_link_arguments(parser: argparse.ArgumentParser) -> None:
+    """Ableton Link (optional extra riff-bridge[link])."""
+    group = parser.add_argument_group("Ableton Link (pip install 'riff-bridge[link]')")
+    group.add_argument("--link", action="store_true",
+                       help="join the Ableton Link session as a tempo source (after a JACK timebase master "
+                            "and MIDI clock, before our own clock); with --timebase-master our tempo "
+                            "changes go to the session")
+    group.add_argument("--link-quantum", type=int, default=4, metavar="BEATS",
+                       help="beats per bar of the Link grid, Link's quantum (1-32, default 4)")
+    group.add_argument("--link-start-stop", action="store_true",
+                       help="start/stop sync: play while the Link session plays")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,14 +74,25 @@ def run(args: argparse.Namespace) -> int:
         from bridge.config import apply_config, read_config
 
         apply_config(args, args.parser, read_config(args.config))
+    if getattr(args, "link", False):  # fail before the model warms up, not after
+        from bridge.errors import check_int
+        from bridge.live.link import require_link
+
+        require_link()
+        check_int("--link-quantum", args.link_quantum, 1, 32)
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
     session = Session(_parts(args))
     session.parts.surfaces = _surfaces(args, session)
     with session:
-        _announce(session)
-        _serve(session, stop, args.status_every)
+        link = _start_link(args, session)  # Link: None without --link
+        try:
+            _announce(session)
+            _serve(session, stop, args.status_every, link)
+        finally:
+            if link is not None:
+                link.stop()
     print(f"stopped: {session.last_metrics.summary() if session.last_metrics else 'no metrics'}")
     return 0
 
@@ -89,6 +114,21 @@ def _parts(args: argparse.Namespace) -> "object":
     options = LiveOptions(free_run=args.free_run, crossfade_ms=args.crossfade_ms, prime_seconds=PRIME_SECONDS)
     recorder = ClipRecorder(args.record) if args.record else None
     return SessionParts(store, engine, output, options, None, recorder)
+
+
+def _start_link(args: argparse.Namespace, session: "object") -> "object":
+    """With ``--link``: join the Link session, feeding the live engine's core (or None)."""
+    if not getattr(args, "link", False):
+        return None
+    from bridge.live.link import LinkOptions
+    from bridge.live.linkbinding import LinkBinding
+
+    options = LinkOptions(beats_per_bar=args.link_quantum, start_stop_sync=args.link_start_stop,
+                          commit_tempo=args.timebase_master)
+    parts = session.parts  # type: ignore[attr-defined]
+    binding = LinkBinding(parts.store, parts.output, session.live.core, options)  # type: ignore[attr-defined]
+    session.status_extras.append(binding.status)  # type: ignore[attr-defined]
+    return binding.start()
 
 
 def _surfaces(args: argparse.Namespace, session: "object") -> "object":
@@ -126,7 +166,7 @@ def _announce(session: "object") -> None:
         print(f"  recording played clips into {parts.recorder.folder}/", flush=True)
 
 
-def _serve(session: "object", stop: "object", every: float) -> None:
+def _serve(session: "object", stop: "object", every: float, link: "object" = None) -> None:
     """Tick the session and show the status line until ``stop`` is set."""
     import time
 
@@ -138,8 +178,11 @@ def _serve(session: "object", stop: "object", every: float) -> None:
     try:
         while not stop.wait(0.05):  # type: ignore[attr-defined]
             metrics = session.tick()  # type: ignore[attr-defined]
+            if link is not None:
+                link.tick()  # type: ignore[attr-defined]
             if period > 0 and time.monotonic() >= next_status:
                 next_status = time.monotonic() + period
-                line.show(status_text(metrics, session.parts.store.snapshot()))  # type: ignore[attr-defined]
+                text = status_text(metrics, session.parts.store.snapshot())  # type: ignore[attr-defined]
+                line.show(text + (f" | {link.describe()}" if link is not None else ""))  # type: ignore[attr-defined]
     finally:
         line.close()

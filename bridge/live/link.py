@@ -69,14 +69,20 @@ class LinkUnavailableError(BridgeError):
     """The Link binding (LinkPython-extern) is not installed."""
 
 
-def open_link(bpm: float, enabled: bool = True) -> Any:
-    """A ``link.Link`` at ``bpm`` (joined when ``enabled``); LinkUnavailableError when the
-    optional extra is missing."""
+def require_link() -> Any:
+    """The ``link`` module; LinkUnavailableError naming the extra when it is missing."""
     try:
         import link
     except ImportError:
         raise LinkUnavailableError("--link needs Ableton Link for Python: pip install 'riff-bridge[link]' "
                                    "(LinkPython-extern, GPL-2.0-or-later)") from None
+    return link
+
+
+def open_link(bpm: float, enabled: bool = True) -> Any:
+    """A ``link.Link`` at ``bpm`` (joined when ``enabled``); LinkUnavailableError when the
+    optional extra is missing."""
+    link = require_link()
     session = link.Link(float(check_range("bpm", bpm, 20.0, 999.0)))
     session.enabled = enabled
     return session
@@ -208,6 +214,7 @@ class LinkSource:
         self._latency_frames, self._latency_read = 0, -math.inf
         self._pending_tempo: float | None = None
         self._pending_play: bool | None = None
+        self._target_beat: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -305,8 +312,9 @@ class LinkSource:
         return self._latency_frames
 
     def _commit_due(self) -> None:
-        """Commit a pending tempo or play state when the next bar line is less than two
-        periods away, at that bar line."""
+        """Commit a pending tempo or play state at the bar line that was next when it was
+        requested, once that line is less than two periods away (or passed by less than two
+        periods: a late thread); a line missed by more moves the commit to the next one."""
         with self._lock:
             tempo, play = self._pending_tempo, self._pending_play
         if tempo is None and play is None:
@@ -314,11 +322,17 @@ class LinkSource:
         session, quantum = self.session, float(self.options.beats_per_bar)
         now = session.clock().micros()
         state = session.captureAppSessionState()
-        line = state.timeAtBeat((math.floor(state.beatAtTime(now, quantum) / quantum) + 1) * quantum, quantum)
-        if line - now > 2 * self.options.period * 1e6:
+        if self._target_beat is None:
+            self._target_beat = (math.floor(state.beatAtTime(now, quantum) / quantum) + 1) * quantum
+        line, window = state.timeAtBeat(self._target_beat, quantum), 2 * self.options.period * 1e6
+        if now < line - window:
+            return
+        if now > line + window:
+            self._target_beat = None  # missed: the next bar line
             return
         with self._lock:
             self._pending_tempo = self._pending_play = None
+        self._target_beat = None
         if tempo is not None:
             state.setTempo(tempo, int(line))
         if play is not None:
@@ -338,4 +352,4 @@ class LinkSource:
 
 
 __all__ = ["FrameRate", "GridLog", "GridSink", "LinkGrid", "LinkOptions", "LinkSource",
-           "LinkUnavailableError", "SOURCE_LINK", "open_link"]
+           "LinkUnavailableError", "SOURCE_LINK", "open_link", "require_link"]

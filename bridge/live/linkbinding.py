@@ -61,6 +61,7 @@ class LinkBinding:
         self.source: LinkSource | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._bpm = store.snapshot().bpm
+        self._rolling: bool | None = None
 
     def start(self) -> "LinkBinding":
         """Join the session and start feeding the grid."""
@@ -88,6 +89,22 @@ class LinkBinding:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def tick(self) -> None:
+        """Called by the owner's loop: with start/stop sync, while riff-bridge is the JACK
+        timebase master (``output.is_master``), the JACK transport follows the session's play
+        state (without it, only our own rolling state does, through the grid)."""
+        grid = self.source.last if self.source is not None else None
+        if grid is None or not self.options.start_stop_sync or grid.rolling == self._rolling:
+            return
+        self._rolling = grid.rolling
+        client = getattr(self.output, "client", None)
+        if client is not None and getattr(self.output, "is_master", False):
+            if grid.rolling:
+                client.transport_start()
+            else:
+                client.transport_stop()
+            log.info("Link: session %s, JACK transport follows", "playing" if grid.rolling else "stopped")
 
     def status(self) -> dict[str, Any]:
         """The source's status (``tempo_source``, ``link_peers``, ...), empty when stopped."""
