@@ -89,11 +89,14 @@ def test_grid_matches_links_timeline_in_jack_frames(client: Any, latency: int) -
     """Bar index, bar start (write frame) and bar length against an independent conversion."""
     session, sink = open_link(97.0, enabled=False), GridLog()
     source = LinkSource(session, JackClock(client), sink, LinkOptions(beats_per_bar=4), latency=lambda: latency)
-    for _ in range(5):
+    clock = JackClock(client)
+    for _ in range(50):  # until both readings fall in one JACK cycle, within one bar
+        before = clock.cycle()
         grid = source.step()
         bar, start, length = _independent_grid(session, client, 4.0, latency)
-        if bar == grid.bar:  # not straddling a bar line between the two readings
+        if bar == grid.bar and clock.cycle() == before:
             break
+        time.sleep(0.001)
     assert grid.bar == bar and grid.bpm == pytest.approx(97.0)
     assert abs(grid.bar_start_jack_frame - start) <= 2.0  # rounding of two conversions
     # the dummy driver's frame clock runs a little off wall time; a bar is within 0.1 %
@@ -235,6 +238,7 @@ def test_binding_reads_latency_of_the_outputs_and_follows_a_reopened_client(clie
     for port, target in zip(client.outports, ("system:playback_1", "system:playback_2")):
         client.connect(port, target)
     assert clock.output_latency() == 512  # the dummy driver's playback latency at 256 frames
+    assert clock.output_latency(extra_ms=10.0) == 512 + 441
     other = jack.Client("link-test-2", no_start_server=True)
     other.activate()
     try:

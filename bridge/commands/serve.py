@@ -61,6 +61,9 @@ def _add_link_arguments(parser: argparse.ArgumentParser) -> None:
                        help="beats per bar of the Link grid, Link's quantum (1-32, default 4)")
     group.add_argument("--link-start-stop", action="store_true",
                        help="start/stop sync: play while the Link session plays")
+    group.add_argument("--link-latency-ms", type=float, default=0.0, metavar="MS",
+                       help="output latency JACK does not report (converter, speaker DSP), added to the "
+                            "outputs' JACK latency when lining up with Link (0-1000, default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,11 +78,12 @@ def run(args: argparse.Namespace) -> int:
 
         apply_config(args, args.parser, read_config(args.config))
     if getattr(args, "link", False):  # fail before the model warms up, not after
-        from bridge.errors import check_int
+        from bridge.errors import check_int, check_range
         from bridge.live.link import require_link
 
         require_link()
         check_int("--link-quantum", args.link_quantum, 1, 32)
+        check_range("--link-latency-ms", args.link_latency_ms, 0.0, 1000.0)
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
@@ -126,7 +130,8 @@ def _start_link(args: argparse.Namespace, session: "object") -> "object":
     options = LinkOptions(beats_per_bar=args.link_quantum, start_stop_sync=args.link_start_stop,
                           commit_tempo=args.timebase_master)
     parts = session.parts  # type: ignore[attr-defined]
-    binding = LinkBinding(parts.store, parts.output, session.live.core, options)  # type: ignore[attr-defined]
+    binding = LinkBinding(parts.store, parts.output, session.live.core, options,  # type: ignore[attr-defined]
+                          extra_latency_ms=args.link_latency_ms)
     session.status_extras.append(binding.status)  # type: ignore[attr-defined]
     return binding.start()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from bridge.errors import check_range
 from bridge.live.jacktime import CycleTimes, JackClock, JackClockError
 from bridge.live.link import GridSink, LinkOptions, LinkSource, open_link
 from bridge.state import ControlState, StateStore
@@ -43,20 +44,24 @@ class OutputClock:
         """The current cycle's times."""
         return self._current().cycle()
 
-    def output_latency(self) -> int:
-        """Largest playback latency (frames) of the client's audio output ports."""
+    def output_latency(self, extra_ms: float = 0.0) -> int:
+        """Largest playback latency (frames) of the client's audio output ports, plus
+        ``extra_ms`` (what JACK cannot see: a converter, a speaker's DSP)."""
         clock = self._current()
-        return clock.playback_latency(list(clock.client.outports)).max
+        extra = round(extra_ms * clock.client.samplerate / 1000.0)
+        return clock.playback_latency(list(clock.client.outports)).max + extra
 
 
 class LinkBinding:
     """What ``serve --link`` runs (module docstring). ``store``: the control state (its
     ``bpm`` starts the session when we are alone); ``output``: has the JACK ``client``;
-    ``sink``: the core; ``session_factory``: makes the ``link.Link`` (default :func:`open_link`)."""
+    ``sink``: the core; ``extra_latency_ms``: output latency JACK does not report (0-1000);
+    ``session_factory``: makes the ``link.Link`` (default :func:`open_link`)."""
 
     def __init__(self, store: StateStore, output: Any, sink: GridSink, options: LinkOptions = LinkOptions(),
-                 session_factory: Callable[[float], Any] = open_link) -> None:
+                 extra_latency_ms: float = 0.0, session_factory: Callable[[float], Any] = open_link) -> None:
         self.store, self.output, self.sink, self.options = store, output, sink, options
+        self.extra_latency_ms = check_range("link-latency-ms", extra_latency_ms, 0.0, 1000.0)
         self.session_factory = session_factory
         self.source: LinkSource | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -67,7 +72,8 @@ class LinkBinding:
         """Join the session and start feeding the grid."""
         clock = OutputClock(self.output)
         session = self.session_factory(self.store.snapshot().bpm)
-        self.source = LinkSource(session, clock, self.sink, self.options, latency=clock.output_latency)
+        self.source = LinkSource(session, clock, self.sink, self.options,
+                                 latency=lambda: clock.output_latency(self.extra_latency_ms))
         self._unsubscribe = self.store.subscribe(self._on_state)
         self.source.start()
         log.info("Link: joined the session (quantum %d, start/stop sync %s, tempo commits %s)",
