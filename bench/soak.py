@@ -117,7 +117,7 @@ def soak(seconds: float, model: str, interval: float, seed: int,
                 osc.send_message(address, value)
                 sent.append((now - began, f"{address.rsplit('/', 1)[-1]}={value}"))
                 next_control = now + interval
-            xruns = session.live.processor.xruns
+            xruns = session.live.core.counter("xruns")
             if xruns != (events[-1][1] if events else 0):
                 events.append((now - began, xruns, [c for t, c in sent if t > now - began - 1.0]))
             if now >= next_sample:

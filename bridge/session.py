@@ -151,7 +151,7 @@ class Session:
         if recorder is None or metrics.playing_serial in (-1, self._last_serial):
             return
         self._last_serial = metrics.playing_serial
-        loop = self.live.processor.player.current
+        loop = self.live.player.current
         if loop is None or loop.serial != metrics.playing_serial:
             return
         recorder.record(loop.audio[:, : loop.frames], loop.tempo.sample_rate,
@@ -191,7 +191,7 @@ class Session:
         output = self.parts.output
         log.warning("JACK server gone; waiting for it to come back")
         self.report.events.append("jack server lost")
-        if not output.reopen(self.live.processor, self.live.tempo().tempo):
+        if not output.reopen(self.live.core, self.live.tempo().tempo):
             return
         self._restore_connections()
         self.report.reconnects += 1

@@ -19,7 +19,7 @@ BLOCK = 256
 
 
 def _next_ready(live: LiveEngine) -> bool:
-    player = live.processor.player
+    player = live.player
     following, current = player.offer.next, player.current
     return following is not None and (current is None or following.serial != current.serial)
 
@@ -64,7 +64,7 @@ def test_generates_ahead_walks_seeds_and_switches_on_bar_lines(rig) -> None:
     assert alphas == [(42, 43, 0.0), (42, 43, 0.25), (42, 43, 0.5), (42, 43, 0.75), (42, 43, 1.0), (43, 44, 0.25)]
     assert engine.requests[0].num_samples(RATE) == 88200
     assert metrics.clips_generated >= 5 and metrics.late_clips == 0 and metrics.failures == 0
-    assert metrics.real_time_factor > 0 and metrics.callback_us_max > 0
+    assert metrics.real_time_factor > 0 and metrics.blocks > 0  # callback time: JACK only (test_live_jack)
     assert longest_silence(played) == 0
 
 
@@ -128,7 +128,7 @@ def test_newest_control_state_wins_and_stale_work_is_cancelled(rig) -> None:
         store.update({"prompt_a": "choir", "prompt_b": "choir"})
         assert wait_until(lambda: _next_ready(live), 30)
         metrics = live.metrics()
-        offered = live.processor.player.offer.next
+        offered = live.player.offer.next
     assert metrics.cancelled >= 1
     assert offered.request.prompt_a == "choir" and engine.requests[0].prompt_a == "organ"
 
@@ -157,7 +157,7 @@ def test_tempo_change_refits_clips_and_moves_bars(rig) -> None:
         assert wait_until(lambda: live.metrics().refits >= 1 and _next_ready(live), 60)
         _play_bars(live, output, 3)
         metrics = live.metrics()
-        current = live.processor.player.current
+        current = live.player.current
         starts = live.boundaries()
         played = _played(output, live)
     assert metrics.refits >= 1 and current.tempo.bpm == 100.0 and current.frames == 105840
@@ -173,9 +173,9 @@ def test_bars_setting_changes_the_loop_length(rig) -> None:
         output.run(1)
         _play_bars(live, output, 1)
         store.set("bars", 2)
-        assert wait_until(lambda: _next_ready(live) and live.processor.player.offer.next.bars == 2, 60)
+        assert wait_until(lambda: _next_ready(live) and live.player.offer.next.bars == 2, 60)
         _play_bars(live, output, 3, wait=False)
-        current = live.processor.player.current
+        current = live.player.current
     assert current.bars == 2 and current.frames == 176400
 
 
@@ -188,9 +188,11 @@ def test_midi_messages_reach_the_callback_and_volume_follows_state(rig) -> None:
         output.run(3)
         assert wait_until(lambda: len(received) == 1, 5)
         store.set("volume", 0.5)
-        assert live.processor.gain == 0.5
+        output.run(1)
+        assert live.core.struct.gain == 0.5
         store.set("mute", True)
-        assert live.processor.gain == 0.0
+        output.run(1)
+        assert live.core.struct.gain == 0.0
     assert received[0].data == b"\x90\x3c\x64" and received[0].frame == 100 and received[0].kind == "note_on"
 
 
@@ -199,8 +201,9 @@ def test_sample_rate_change_refits_loops_to_the_new_rate(rig) -> None:
     with LiveEngine(store, FakeEngine(iterations=4), output) as live:
         output.run(1)
         _play_bars(live, output, 1)
-        live.processor.set_sample_rate(48000)
+        live.core.set_sample_rate(48000)
         assert wait_until(lambda: live.tempo().sample_rate == 48000, 5)
-        assert wait_until(lambda: (live.processor.player.offer.refit or live.processor.player.current).frames
+        assert wait_until(lambda: (live.player.offer.refit or live.player.current).frames
                           == 96000, 60)
-        assert live.processor.own.requested == 96000.0
+        output.run(1)
+        assert live.core.struct.own.requested == 96000.0

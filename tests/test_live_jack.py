@@ -119,7 +119,7 @@ def test_midi_clock_at_a_tempo_gives_bars_of_that_length(bridge_name: str) -> No
         live.wait_for(lambda m: m.clips_started >= 1 and m.tempo_source == "midi", 10)
         live.wait_for(lambda m: len(live.boundaries()) >= 5, 30)
         starts, metrics = live.boundaries(), live.metrics()
-        current = live.processor.player.current
+        current = live.player.current
     finally:
         if clock is not None:
             clock.close()

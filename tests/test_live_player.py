@@ -1,25 +1,38 @@
-"""The realtime player and processor, driven offline with hand-made loops (no threads)."""
+"""The native core's player, driven offline with hand-made loops (no threads)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from bridge.live.core import Core
 from bridge.live.crossfade import Crossfade
 from bridge.live.offline import OfflineOutput, OfflineTransport
-from bridge.live.player import Offer
-from bridge.live.processor import Processor
+from bridge.live.player import Offer, Player
 from bridge.timing import Tempo
 from live_fixtures import RATE, joint_and_inside_jumps, longest_silence, tone_loop
 
 BLOCK = 256
 
 
-def _rig(bpm: float = 120.0, free_run: bool = False, master: bool = True) -> tuple[OfflineOutput, Processor]:
+class Rig:
+    """A core with its player handover, as the live engine wires them."""
+
+    def __init__(self, core: Core) -> None:
+        self.core, self.player = core, Player(core)
+
+    def starts(self) -> tuple:
+        return self.core.clip_starts()
+
+    def count(self, name: str) -> int:
+        return self.core.counter(name)
+
+
+def _rig(bpm: float = 120.0, free_run: bool = False, master: bool = True) -> tuple[OfflineOutput, Rig]:
     transport = OfflineTransport(RATE, Tempo(bpm) if master else None)
     output = OfflineOutput(RATE, BLOCK, transport)
-    processor = Processor(RATE, BLOCK, Tempo(bpm), Crossfade.for_rate(RATE), free_run)
-    output.attach(processor)
-    return output, processor
+    core = Core(RATE, Tempo(bpm).frames_per_bar(RATE), Crossfade.for_rate(RATE), free_run)
+    output.attach(core)
+    return output, Rig(core)
 
 
 def _bars(seconds_bars: float, bpm: float = 120.0) -> int:
@@ -32,7 +45,7 @@ def test_clips_switch_on_bar_lines_without_click_or_gap() -> None:
     output.run(_bars(1.5))
     proc.player.offer = Offer(next=tone_loop(2, freq=330))
     output.run(_bars(3))
-    starts = proc.player.log.entries()
+    starts = proc.starts()
     assert [(s.frame, s.serial, s.new) for s in starts] == [
         (0, 1, True), (88200, 1, False), (176400, 2, True), (264600, 2, False), (352800, 2, False)]
     audio = output.recording()
@@ -50,17 +63,17 @@ def test_late_generation_repeats_the_loop_and_counts_it() -> None:
     output.run(_bars(1.2))
     proc.player.offer = Offer(next=proc.player.offer.next, busy=True)
     output.run(_bars(2))
-    assert proc.player.late == 2
+    assert proc.count('late') == 2
     assert longest_silence(output.recording()[1:]) == 0
 
 
 def test_nothing_to_play_is_an_underrun_then_the_first_clip_waits_for_a_bar_line() -> None:
     output, proc = _rig(120.0)
     output.run(10)
-    assert proc.player.underruns == 10
+    assert proc.count('underruns') == 10
     proc.player.offer = Offer(next=tone_loop(1))
     output.run(_bars(1.1))
-    assert proc.player.log.entries()[0].frame == 88200
+    assert proc.starts()[0].frame == 88200
 
 
 def test_transport_stop_fades_to_silence_and_restart_begins_on_a_bar() -> None:
@@ -69,11 +82,11 @@ def test_transport_stop_fades_to_silence_and_restart_begins_on_a_bar() -> None:
     output.run(_bars(0.5))
     output.transport.stop()
     stopped = output.run(20)
-    assert np.all(stopped[proc.player.crossfade.frames:] == 0.0)
+    assert np.all(stopped[proc.core.crossfade.frames:] == 0.0)
     assert np.abs(np.diff(stopped[:240], axis=0)).max() < 0.1
     output.transport.start()
     output.run(_bars(1.0))
-    starts = proc.player.log.entries()
+    starts = proc.starts()
     assert starts[-1].frame == 88200 and not starts[-1].new
 
 
@@ -82,19 +95,26 @@ def test_free_run_keeps_playing_on_our_own_clock_while_stopped() -> None:
     output.transport.stop()
     proc.player.offer = Offer(next=tone_loop(1, bpm=100.0))
     output.run(_bars(2.5, 100.0))
-    starts = proc.player.log.entries()
+    starts = proc.starts()
     assert [s.jack_frame for s in starts] == [0, 105840, 211680]
     assert longest_silence(output.recording()[1:]) == 0
 
 
-def test_relocation_restarts_the_loop_at_the_next_bar_line() -> None:
+def test_a_locate_inside_a_bar_plays_from_the_matching_offset_at_once() -> None:
     output, proc = _rig(120.0)
-    proc.player.offer = Offer(next=tone_loop(1, bars=2))
+    loop = tone_loop(1, bars=2)
+    proc.player.offer = Offer(next=loop)
     output.run(_bars(0.5))
+    before = len(output.recording())
     output.transport.locate(88200 * 5 + 30000)
     output.run(_bars(1))
-    last = proc.player.log.entries()[-1]
-    assert (last.frame, last.bar) == (88200 * 6, 6)
+    located = proc.starts()[-1]
+    assert (located.frame, located.bar) == (88200 * 5 + 30000, 5)
+    assert abs(located.into - 30000) <= 12  # BBT ticks (11.5 frames here) place the bar start
+    fade, into = proc.core.crossfade.frames, located.into
+    heard = output.recording()[before + fade:before + fade + 2000, 0]
+    np.testing.assert_allclose(heard, loop.audio[0, into + fade:into + fade + 2000], atol=1e-6)
+    assert proc.player.bar_in_loop == 1  # bar 6 is the loop's second bar: no restart on its line
 
 
 def test_tempo_change_moves_bars_and_a_refit_is_taken_at_the_next_bar() -> None:
@@ -103,12 +123,12 @@ def test_tempo_change_moves_bars_and_a_refit_is_taken_at_the_next_bar() -> None:
     output.run(_bars(1.5))
     output.transport.set_tempo(Tempo(90))
     output.run(_bars(1.0))  # bar 2 starts at 176400 at 90 BPM from there
-    assert proc.player.resyncs == 0
+    assert proc.count('resyncs') == 0
     refit = tone_loop(1, bpm=90.0, bars=2)
     object.__setattr__(refit, "version", 1)
     proc.player.offer = Offer(next=proc.player.offer.next, refit=refit)
     output.run(_bars(2.0, 90.0))
-    starts = proc.player.log.entries()
+    starts = proc.starts()
     assert [s.frame for s in starts] == [0, 176400, 176400 + 2 * 117600]
     assert proc.player.current is refit
     audio = output.recording()
@@ -119,7 +139,7 @@ def test_gain_follows_volume_with_a_ramp() -> None:
     output, proc = _rig(120.0)
     proc.player.offer = Offer(next=tone_loop(1))
     loud = output.run(40)
-    proc.gain = 0.0
+    proc.core.send('GAIN', a=0.0)
     ramp = output.run(1)
     quiet = output.run(10)
     assert np.abs(loud).max() > 0.3 and np.all(quiet == 0.0)
@@ -136,11 +156,11 @@ def test_midi_clock_drives_bars_and_other_messages_are_queued() -> None:
         output.send_midi(5000 + round(tick * per_tick), b"\xf8")
     output.send_midi(7000, b"\xb0\x10\x7f")
     output.run(int(5000 + 3 * 4 * 60 / 90 * RATE) // BLOCK)
-    starts = proc.player.log.entries()
+    starts = proc.starts()
     assert [s.jack_frame for s in starts] == [5000 + round(k * 96 * per_tick) for k in range(3)]
-    assert proc.tempo_source == 2
-    assert proc.midi_clock.bpm(RATE) == __import__("pytest").approx(90.0, abs=0.01)
-    assert [m.data for m in proc.midi_ring.drain()] == [b"\xb0\x10\x7f"]
+    assert proc.core.tempo_source == "midi"
+    assert 60 * RATE / 24 / proc.core.struct.midi_clock.frames_per_tick == __import__("pytest").approx(90.0, abs=0.01)
+    assert [m.data for m in proc.core.drain_midi()] == [b"\xb0\x10\x7f"]
 
 
 def test_a_left_loop_is_freed_by_release_retired_not_by_the_realtime_render() -> None:
@@ -154,6 +174,6 @@ def test_a_left_loop_is_freed_by_release_retired_not_by_the_realtime_render() ->
     output.run(_bars(1.5))
     assert proc.player.current.serial == 2
     assert first() is not None, "loop 1 was freed inside render (the realtime thread)"
-    assert proc.player.release_retired() == 1
+    assert proc.core.release_retired() == 1
     assert first() is None
-    assert proc.player.release_retired() == 0
+    assert proc.core.release_retired() == 0

@@ -1,75 +1,11 @@
-"""Interpreter settings of a live session: garbage collection off the realtime thread, and
-every thread of the process at the engine's priority."""
+"""The model process's runtime settings: its scheduling policy and its heap."""
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
-import weakref
 
 import pytest
-
-from bridge.live.collector import GarbageCollector
-from bridge.live.priority import raise_process_priority, restore_priorities
-
-
-class _Node:
-    def __init__(self) -> None:
-        self.other: _Node | None = None
-
-
-def _cycle() -> weakref.ref:
-    a, b = _Node(), _Node()
-    a.other, b.other = b, a
-    return weakref.ref(a)
-
-
-def test_collector_turns_automatic_collection_off_and_collects_when_a_threshold_is_passed() -> None:
-    collector = GarbageCollector()
-    limits = gc.get_threshold()
-    was_enabled = gc.isenabled()
-    try:
-        collector.suspend()
-        assert not gc.isenabled()
-        gc.set_threshold(50, limits[1], limits[2])
-        garbage = _cycle()
-        kept = [_Node() for _ in range(100)]  # past the threshold: automatic GC would run now
-        assert gc.get_count()[0] >= 50 and garbage() is not None
-        assert collector.collect() >= 0
-        assert garbage() is None
-        assert collector.collect() == -1  # counts were reset: nothing due
-    finally:
-        gc.set_threshold(*limits)
-        collector.resume()
-        gc.unfreeze()
-    assert gc.isenabled() == was_enabled
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="lowering nice values needs root")
-def test_process_priority_reaches_threads_started_before_and_is_restored() -> None:
-    release = threading.Event()
-    ids: list[int] = []
-
-    def idle() -> None:
-        ids.append(threading.get_native_id())
-        release.wait(10)
-
-    thread = threading.Thread(target=idle)
-    thread.start()
-    while not ids:
-        pass
-    before = os.getpriority(os.PRIO_PROCESS, ids[0])
-    previous = raise_process_priority(before - 3)
-    try:
-        assert os.getpriority(os.PRIO_PROCESS, ids[0]) == before - 3
-        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) <= before - 3
-    finally:
-        restore_priorities(previous)
-        release.set()
-        thread.join()
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
-    assert raise_process_priority(None) == {}
 
 
 def test_scheduling_policy_applies_to_the_calling_thread_and_names_bad_values() -> None:

@@ -9,8 +9,9 @@ Public API (import from the modules; this package imports nothing heavy):
   :class:`bridge.live.offline.OfflineOutput` (same block logic in memory, for tests).
 - :class:`bridge.live.server.JackServer` / :func:`~bridge.live.server.server_running`: a private jackd.
 
-Inside: ``processor`` (the realtime block logic), ``player`` (loops, crossfades, switching),
-``grid`` (bar lines), ``midiclock``/``midiring`` (MIDI in), ``timebase`` (our own BBT),
+Inside: ``core.c``/``core.h`` (the native realtime core: bar grid, MIDI clock, timebase,
+loop player, crossfades, input capture; no Python in JACK's thread) and ``core`` (its Python
+side), ``player`` (the worker's handover to the core), ``timebase`` (our own BBT),
 ``tempo`` (which tempo is in force), ``worker``/``walk``/``refit`` (generation ahead),
-``loop``/``crossfade`` (playable clips), ``metrics``, ``priority``.
+``loop``/``crossfade`` (playable clips), ``metrics``, ``priority`` (the model process's).
 """

@@ -8,34 +8,30 @@ Usage::
         print(live.metrics().summary())
         live.boundaries()            # loop starts (frames) for checks
 
-Threads: JACK's realtime thread runs the :class:`Processor`; a worker thread generates
-ahead (:class:`GenerationWorker`); a monitor thread (every ``poll_seconds``) drains
-incoming MIDI to ``on_midi``/:attr:`LiveEngine.midi`, tracks the tempo in force, and
-keeps the output gain on the control state's volume/mute. They share only immutable
-snapshots and single attributes.
+Threads: JACK's realtime thread runs the native :class:`~bridge.live.core.Core` (C, no
+Python); a worker thread generates ahead (:class:`GenerationWorker`); a monitor thread
+(every ``poll_seconds``) releases loops the core retired, drains incoming MIDI to
+``on_midi``/:attr:`LiveEngine.midi`, hands input audio and bar lines to ``input_recorder``,
+tracks the tempo in force, and keeps the output gain on the control state's volume/mute.
+Python threads share only immutable snapshots and single attributes; the core is reached
+only through its command ring and the rings it writes.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from bridge.errors import check_range
-from bridge.live.collector import GarbageCollector
+from bridge.live.core import SOURCE_NAMES, ClipStart, Core, MidiMessage
 from bridge.live.crossfade import DEFAULT_CROSSFADE_MS, Crossfade
-from bridge.live.heap import tune_heap
 from bridge.live.loop import SLACK_FRAMES
 from bridge.live.metrics import GenerationStats, LiveMetrics
-from bridge.live.midiring import MidiMessage
-from bridge.live.player import ClipStart
-from bridge.live.priority import (DEFAULT_NICE, raise_process_priority, raise_thread_priority,
-                                  restore_priorities)
-from bridge.live.processor import DEFAULT_MAX_BLOCK, SOURCE_NAMES, Processor
+from bridge.live.player import Player
 from bridge.live.refit import DEFAULT_REFIT_ITERATIONS, Refitter
 from bridge.live.tempo import TempoReading, TempoTracker
 from bridge.live.walk import DEFAULT_ALPHA_STEP, SeedWalk
@@ -57,7 +53,7 @@ class Output(Protocol):
 
     def open(self) -> None: ...
 
-    def attach(self, processor: Processor, tempo: Tempo | None = None) -> None: ...
+    def attach(self, core: Core, tempo: Tempo | None = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -69,12 +65,9 @@ class LiveOptions:
     ``free_run``: keep playing on our own clock while the transport is stopped (default:
     silence). ``crossfade_ms``: joint length. ``alpha_step``: seed-walk step per clip (0: no
     walk). ``refit_iterations``: Griffin-Lim iterations of a tempo refit when the engine has no
-    codec. ``retry_seconds``: first pause after a failed generation. ``switch_interval``:
-    Python's thread switch interval while running (short, so the realtime thread gets the GIL
-    quickly; None leaves it). ``poll_seconds``: monitor period. ``nice``: nice value of the
-    worker and monitor threads (best effort, see :mod:`bridge.live.priority`; None: leave).
-    ``prime_seconds``: how long ``start`` waits for the first clip before activating the
-    JACK client (0: activate at once and play silence until it is ready).
+    codec. ``retry_seconds``: first pause after a failed generation. ``poll_seconds``: monitor
+    period. ``prime_seconds``: how long ``start`` waits for the first clip before activating
+    the JACK client (0: activate at once and play silence until it is ready).
     """
 
     free_run: bool = False
@@ -82,10 +75,7 @@ class LiveOptions:
     alpha_step: float = DEFAULT_ALPHA_STEP
     refit_iterations: int = DEFAULT_REFIT_ITERATIONS
     retry_seconds: float = 0.5
-    switch_interval: float | None = 0.0005
     poll_seconds: float = 0.01
-    max_block: int = DEFAULT_MAX_BLOCK
-    nice: int | None = DEFAULT_NICE
     prime_seconds: float = 0.0
 
     def __post_init__(self) -> None:
@@ -101,25 +91,26 @@ class LiveEngine:
     sample_rate, cancel)``); ``output``: JACK client or offline output. ``on_midi(message)``
     receives every non-clock MIDI message from ``midi_in`` (on the monitor thread; they are
     also queued on :attr:`midi` when ``on_midi`` is None); ``on_error(exception)`` hears
-    generation failures.
+    generation failures; ``input_recorder.feed(blocks, bar_lines)`` (optional) receives the
+    captured input (:class:`~bridge.live.core.InputBlock`) and the bar lines that passed
+    (:class:`~bridge.live.core.BarLine`) every monitor poll.
     """
 
     def __init__(self, store: StateStore, engine: Any, output: Output, options: LiveOptions = LiveOptions(),
                  on_midi: Callable[[MidiMessage], None] | None = None,
-                 on_error: Callable[[BaseException], None] | None = None) -> None:
+                 on_error: Callable[[BaseException], None] | None = None,
+                 input_recorder: Any = None) -> None:
         self.store, self.engine, self.output, self.options = store, engine, output, options
-        self.on_midi, self.on_error = on_midi, on_error
+        self.on_midi, self.on_error, self.input_recorder = on_midi, on_error, input_recorder
         self.midi: "queue.SimpleQueue[MidiMessage]" = queue.SimpleQueue()
         self.stats = GenerationStats()
-        self.processor: Processor | None = None
+        self.core: Core | None = None
+        self.player: Player | None = None
         self.tracker: TempoTracker | None = None
         self.worker: GenerationWorker | None = None
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._switch_interval = sys.getswitchinterval()
-        self._priorities: dict[int, int] = {}
-        self.collector = GarbageCollector()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -137,18 +128,18 @@ class LiveEngine:
     def _start(self) -> "LiveEngine":
         self.output.open()
         state = self.store.snapshot()
-        self.processor = self._build_processor(state)
-        self.tracker = TempoTracker(self.processor, lambda: self.store.snapshot().bpm,
+        self.core = self._build_core(state)
+        self.player = Player(self.core)
+        self.tracker = TempoTracker(self.core, lambda: self.store.snapshot().bpm,
                                     getattr(self.output, "request_tempo", None),
                                     master=bool(getattr(self.output, "timebase_master", False)))
         self.worker = self._build_worker()
         self._apply_gain(state)
         self._unsubscribe = self.store.subscribe(self._on_state)
-        self._tune_runtime()
         self.tracker.update()
         self.worker.start()
         self._wait_for_first_clip()
-        self.output.attach(self.processor, Tempo(state.bpm))
+        self.output.attach(self.core, Tempo(state.bpm))
         self.tracker.update()
         self._monitor = threading.Thread(target=self._watch, name="riff-bridge-monitor", daemon=True)
         self._monitor.start()
@@ -158,11 +149,11 @@ class LiveEngine:
         """Let the worker make the first loop before the client activates (so playback starts
         with music, not silence), up to ``options.prime_seconds``; then play regardless."""
         deadline = time.monotonic() + self.options.prime_seconds
-        while self.processor.player.offer.next is None and time.monotonic() < deadline:
+        while self.player.offer.next is None and time.monotonic() < deadline and not self._stop.is_set():
             time.sleep(0.01)
 
     def stop(self) -> None:
-        """Stop generating, close the output, restore the interpreter settings (idempotent)."""
+        """Stop generating and close the output (idempotent)."""
         self._stop.set()
         if self._unsubscribe is not None:
             self._unsubscribe()
@@ -172,11 +163,6 @@ class LiveEngine:
         if self._monitor is not None:
             self._monitor.join(5.0)
         self.output.close()
-        if self.options.switch_interval is not None:
-            sys.setswitchinterval(self._switch_interval)
-        restore_priorities(self._priorities)
-        self._priorities = {}
-        self.collector.resume()
 
     def __enter__(self) -> "LiveEngine":
         return self.start()
@@ -188,28 +174,31 @@ class LiveEngine:
 
     def metrics(self) -> LiveMetrics:
         """A snapshot of every counter (any thread)."""
-        proc = self.processor
-        if proc is None:
+        core = self.core
+        if core is None:
             return LiveMetrics(**self.stats.fields())
-        player, reading = proc.player, self.tempo()
-        current = player.current
-        blocks = proc.blocks
+        reading, times = self.tempo(), core.callback_times()
+        current = self.player.current  # type: ignore[union-attr]
+        count = core.counter
         return LiveMetrics(
-            **self.stats.fields(), clips_started=player.clips_started, late_clips=player.late,
-            underruns=player.underruns, resyncs=player.resyncs, xruns=proc.xruns,
-            callback_us_max=proc.callback_ns_max / 1000.0,
-            callback_us_mean=proc.callback_ns_total / blocks / 1000.0 if blocks else 0.0,
-            callback_us_p99=proc.callback_percentile(0.99),
-            start_delay_us_max=proc.start_delay_max * 1e6 / proc.sample_rate,
-            blocks=blocks, current_bar=player.bar, bar_in_loop=player.bar_in_loop,
+            **self.stats.fields(), clips_started=count("clips_started"), late_clips=count("late"),
+            underruns=count("underruns"), resyncs=count("resyncs"), xruns=count("xruns"),
+            callback_us_max=times.max_us, callback_us_mean=times.mean(),
+            callback_us_p99=times.percentile(0.99),
+            start_delay_us_max=count("start_delay_max") * 1e6 / core.sample_rate,
+            blocks=count("blocks"), current_bar=self.player.bar, bar_in_loop=self.player.bar_in_loop,  # type: ignore[union-attr]
             playing_serial=current.serial if current is not None else -1,
-            rolling=proc.position.rolling, bpm=reading.tempo.bpm, tempo_source=reading.source,
-            sample_rate=proc.sample_rate, block_size=proc.block_size, midi_dropped=proc.midi_ring.dropped,
+            rolling=bool(core.struct.position.rolling), bpm=reading.tempo.bpm, tempo_source=reading.source,
+            sample_rate=core.sample_rate, block_size=getattr(self.output, "block_size_seen", 0)
+            or self.output.block_size, midi_dropped=count("midi_dropped"),
+            meter=f"{reading.tempo.meter.beats_per_bar}/{reading.tempo.meter.beat_unit}",
+            quarter_bpm=reading.quarter_bpm(), input_dropped=count("input_dropped"),
         )
 
     def boundaries(self) -> tuple[ClipStart, ...]:
-        """Every loop start so far (newest 4096): frame, JACK frame, bar, clip serial, new or repeat."""
-        return self.processor.player.log.entries() if self.processor is not None else ()
+        """Every loop start so far (newest 4096): frame, JACK frame, bar, clip serial, new or
+        repeat, and frames into the bar (0 on a bar line)."""
+        return self.core.clip_starts() if self.core is not None else ()
 
     def tempo(self) -> TempoReading:
         """The tempo in force."""
@@ -230,45 +219,42 @@ class LiveEngine:
 
     # -- wiring ---------------------------------------------------------------------------
 
-    def _build_processor(self, state: ControlState) -> Processor:
+    def _build_core(self, state: ControlState) -> Core:
         rate = self.output.sample_rate
-        return Processor(rate, self.output.block_size, Tempo(state.bpm),
-                         Crossfade.for_rate(rate, self.options.crossfade_ms), self.options.free_run,
-                         self.options.max_block)
+        return Core(rate, Tempo(state.bpm).frames_per_bar(rate),
+                    Crossfade.for_rate(rate, self.options.crossfade_ms), self.options.free_run)
 
     def _build_worker(self) -> GenerationWorker:
-        proc, opts = self.processor, self.options
-        tail = proc.player.crossfade.frames + SLACK_FRAMES  # type: ignore[union-attr]
+        opts = self.options
+        tail = self.core.crossfade.frames + SLACK_FRAMES  # type: ignore[union-attr]
         refitter = Refitter(getattr(self.engine, "codec", None), opts.refit_iterations)
-        return GenerationWorker(self.engine, self.store, proc.player, self.tempo,  # type: ignore[union-attr]
+        return GenerationWorker(self.engine, self.store, self.player, self.tempo,  # type: ignore[arg-type]
                                 SeedWalk(opts.alpha_step), refitter, self.stats, tail,
-                                self.on_error, opts.retry_seconds, opts.nice)
-
-    def _tune_runtime(self) -> None:
-        """Short GIL switch interval for the realtime thread; every thread of the process at
-        ``options.nice`` (any of them may hold the GIL); garbage collection on the monitor thread."""
-        self._switch_interval = sys.getswitchinterval()
-        self._priorities = raise_process_priority(self.options.nice)
-        tune_heap()
-        if self.options.switch_interval is not None:
-            sys.setswitchinterval(self.options.switch_interval)
-        self.collector.suspend()
+                                self.on_error, opts.retry_seconds)
 
     # -- monitor thread -------------------------------------------------------------------
 
     def _watch(self) -> None:
-        raise_thread_priority(self.options.nice)
         while not self._stop.wait(self.options.poll_seconds):
-            self.processor.player.release_retired()  # type: ignore[union-attr]
-            self.collector.collect()
+            self.core.release_retired()  # type: ignore[union-attr]
             self._dispatch_midi()
+            self._feed_input()
             before = self.tracker.reading()  # type: ignore[union-attr]
             if self.tracker.update() is not before:  # type: ignore[union-attr]
                 log.info("tempo %.2f BPM from %s", self.tempo().tempo.bpm, self.tempo().source)
                 self.worker.wake()  # type: ignore[union-attr]
 
+    def _feed_input(self) -> None:
+        core = self.core
+        blocks, lines = core.drain_input(), core.drain_bar_lines()  # type: ignore[union-attr]
+        if self.input_recorder is not None and (blocks or lines):
+            try:
+                self.input_recorder.feed(blocks, lines)
+            except Exception:
+                log.exception("input recorder failed")
+
     def _dispatch_midi(self) -> None:
-        for message in self.processor.midi_ring.drain():  # type: ignore[union-attr]
+        for message in self.core.drain_midi():  # type: ignore[union-attr]
             if self.on_midi is None:
                 self.midi.put(message)
                 continue
@@ -284,8 +270,8 @@ class LiveEngine:
             self.worker.wake()
 
     def _apply_gain(self, state: ControlState) -> None:
-        if self.processor is not None:
-            self.processor.gain = 0.0 if state.mute else float(state.volume)
+        if self.core is not None:
+            self.core.send("GAIN", a=0.0 if state.mute else float(state.volume))
 
 
 __all__ = ["LiveEngine", "LiveOptions", "Output", "SOURCE_NAMES"]

@@ -1,10 +1,12 @@
 """The JACK client: ports, callbacks, connections, and (optionally) timebase master.
 
 Ports: ``out_L``/``out_R`` (audio out), ``midi_in`` (MIDI clock and control messages), and
-with ``audio_in`` also ``in_L``/``in_R`` (registered for live audio-to-audio; not read yet).
-The client follows the server's sample rate and block size through their callbacks, counts
-xruns, and notices when the server shuts down (``shut_down``). All block work is done by
-the :class:`~bridge.live.processor.Processor`; this class only wires it to JACK.
+with ``audio_in`` also ``in_L``/``in_R`` (captured by the core with their JACK frames).
+JACK-Client opens the client, ports and connections; the process, xrun and timebase
+callbacks are the native core's C functions (:meth:`Core.attach <bridge.live.core.Core.attach>`),
+so no Python runs in JACK's realtime thread. Python callbacks remain only for the server's
+notifications (sample rate, block size, shutdown), which JACK delivers on its own
+non-realtime thread.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import time
 from typing import Any, Sequence
 
 from bridge.errors import BridgeError
-from bridge.live.processor import Processor
+from bridge.live.core import Core
 from bridge.live.timebase import (POSITION_BBT, POSITION_BBT_FRAME_OFFSET, TRANSPORT_ROLLING,
-                                  TRANSPORT_STOPPED, Timebase)
+                                  TRANSPORT_STOPPED)
 from bridge.timing import Tempo
 
 log = logging.getLogger(__name__)
@@ -41,11 +43,11 @@ class JackOutput:
         self.name, self.servername, self.audio_in = name, servername, audio_in
         self.connect_to, self.midi_from = tuple(connect), tuple(midi_from)
         self.timebase_master = timebase_master
-        self.timebase: Timebase | None = None
         self.is_master = False
         self.shut_down = False
         self.client: Any = None
-        self.processor: Processor | None = None
+        self.core: Core | None = None
+        self.block_size_seen = 0
 
     @property
     def sample_rate(self) -> int:
@@ -69,20 +71,20 @@ class JackOutput:
         self._left = self.client.outports.register("out_L")
         self._right = self.client.outports.register("out_R")
         self._midi = self.client.midi_inports.register("midi_in")
+        self._inputs = None
         if self.audio_in:
-            self.client.inports.register("in_L")
-            self.client.inports.register("in_R")
+            self._inputs = (self.client.inports.register("in_L"), self.client.inports.register("in_R"))
 
-    def attach(self, processor: Processor, tempo: Tempo | None = None) -> None:
-        """Install the callbacks, activate, take the timebase if asked, connect ports."""
-        self.processor = processor
+    def attach(self, core: Core, tempo: Tempo | None = None) -> None:
+        """Register the core's callbacks, activate, take the timebase if asked, connect ports."""
+        self.core = core
         client = self.client
-        client.set_process_callback(self._process)
-        client.set_xrun_callback(self._xrun)
-        client.set_blocksize_callback(processor.set_block_size)
+        core.attach(client, (self._left, self._right), self._midi, self._inputs)
+        client.set_blocksize_callback(self._blocksize)
         client.set_samplerate_callback(self._samplerate)
         client.set_shutdown_callback(self._shutdown)
         client.activate()
+        self.block_size_seen = int(client.blocksize)
         if self.timebase_master:
             self._take_timebase(tempo or Tempo())
         self._connect()
@@ -101,7 +103,7 @@ class JackOutput:
         client.close()
         self.client = None
 
-    def reopen(self, processor: Processor, tempo: Tempo | None = None, timeout: float = 30.0,
+    def reopen(self, core: Core, tempo: Tempo | None = None, timeout: float = 30.0,
                retry_seconds: float = 0.5) -> bool:
         """After the server went away: drop the dead client, then open, register and attach a
         new one (same name, ports, callbacks, connections) once a server answers again.
@@ -110,12 +112,12 @@ class JackOutput:
         """
         import jack
 
-        self.client, self.timebase, self.is_master = None, None, False
+        self.client, self.is_master = None, False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 self.open()
-                self.attach(processor, tempo)
+                self.attach(core, tempo)
                 self.shut_down = False
                 return True
             except (JackOutputError, jack.JackError) as err:
@@ -127,38 +129,17 @@ class JackOutput:
 
     def request_tempo(self, tempo: Tempo) -> None:
         """New tempo for our timebase (when we are master), from its next bar line."""
-        if self.timebase is not None:
-            self.timebase.request(tempo)
+        if self.is_master and self.core is not None:
+            self.core.send("TIMEBASE", a=tempo.bpm, b=tempo.meter.beats_per_bar, c=tempo.meter.beat_unit)
 
-    # -- callbacks --------------------------------------------------------------------------
+    # -- notifications (JACK's non-realtime thread) ------------------------------------------
 
-    def _process(self, frames: int) -> None:
-        """JACK process callback (realtime thread).
-
-        Contract: allocates no arrays of its own, takes no lock, logs nothing, never raises;
-        it queries the transport (``transport_query_struct``, realtime safe), hands the port
-        buffers and MIDI events to :meth:`Processor.process`, which only copies from
-        preallocated buffers and counts underruns and callback time.
-        """
-        started = time.perf_counter_ns()
-        client = self.client
-        delay = client.frames_since_cycle_start
-        state, pos = client.transport_query_struct()
-        self.processor.process(frames, state, pos, self._midi.incoming_midi_events(),  # type: ignore[union-attr]
-                               client.last_frame_time, self._left.get_array(), self._right.get_array(),
-                               started, delay)
-
-    def _timebase_callback(self, state: int, blocksize: int, pos: Any, new_pos: bool) -> None:
-        """Timebase master callback (realtime thread): BBT of our own tempo for ``pos.frame``."""
-        self.timebase.fill(pos, pos.frame)  # type: ignore[union-attr]
-
-    def _xrun(self, delayed_usecs: float) -> None:
-        self.processor.xruns += 1  # type: ignore[union-attr]
+    def _blocksize(self, frames: int) -> None:
+        self.block_size_seen = frames
 
     def _samplerate(self, sample_rate: int) -> None:
-        self.processor.set_sample_rate(sample_rate)  # type: ignore[union-attr]
-        if self.timebase is not None:
-            self.timebase.sample_rate = sample_rate
+        if self.core is not None:
+            self.core.set_sample_rate(sample_rate)
 
     def _shutdown(self, status: Any, reason: str) -> None:
         self.shut_down = True
@@ -166,10 +147,9 @@ class JackOutput:
     # -- setup ------------------------------------------------------------------------------
 
     def _take_timebase(self, tempo: Tempo) -> None:
-        self.timebase = Timebase(tempo, self.sample_rate)
-        self.is_master = bool(self.client.set_timebase_callback(self._timebase_callback, conditional=True))
+        meter = tempo.meter
+        self.is_master = self.core.take_timebase(tempo.bpm, meter.beats_per_bar, meter.beat_unit)  # type: ignore[union-attr]
         if not self.is_master:
-            self.timebase = None
             log.warning("another client is JACK timebase master; following it instead")
 
     def _connect(self) -> None:

@@ -26,7 +26,9 @@ class LiveMetrics:
     own run time), ``start_delay_us_max`` (how late in the cycle it began: scheduling plus
     waiting for the GIL), ``blocks``. Position:
     ``current_bar`` (0-based), ``bar_in_loop``, ``playing_serial``, ``rolling``, ``bpm``,
-    ``tempo_source``, ``sample_rate``, ``block_size``; ``midi_dropped`` ring overflows.
+    ``tempo_source``, ``meter`` (e.g. ``7/8``), ``quarter_bpm`` (the tempo in quarter notes per
+minute; ``bpm`` counts beats of the meter's unit), ``sample_rate``, ``block_size``;
+``midi_dropped`` and ``input_dropped`` ring overflows (messages, frames).
     """
 
     clips_generated: int = 0
@@ -55,6 +57,9 @@ class LiveMetrics:
     sample_rate: int = 0
     block_size: int = 0
     midi_dropped: int = 0
+    meter: str = "4/4"
+    quarter_bpm: float = 0.0
+    input_dropped: int = 0
     last_error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,7 +68,8 @@ class LiveMetrics:
 
     def summary(self) -> str:
         """One human line."""
-        return (f"bar {self.current_bar} ({self.tempo_source} {self.bpm:.2f} BPM, "
+        return (f"bar {self.current_bar} ({self.tempo_source} {self.quarter_bpm:.2f} BPM (quarter), "
+                f"{self.meter}, "
                 f"{'rolling' if self.rolling else 'stopped'}), clips {self.clips_generated} made / "
                 f"{self.clips_started} played, gen {self.generation_seconds_mean:.2f} s (RTF "
                 f"{self.real_time_factor:.2f}), late {self.late_clips}, failures {self.failures}, "

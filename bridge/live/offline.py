@@ -1,20 +1,21 @@
-"""The offline output: the same realtime block logic, run on blocks in memory.
+"""The offline output: the native core's block function, run on blocks in memory.
 
-:class:`OfflineOutput` stands in for the JACK client (the fake of the output seam): it
-keeps a frame counter, an in-memory :class:`OfflineTransport` (rolling/stopped, locate,
-and optionally a timebase master with a tempo map) and a queue of MIDI events, and calls
-:meth:`Processor.process <bridge.live.processor.Processor.process>` block by block as fast
-as the caller asks, recording what comes out. Unit tests use it instead of a JACK server.
+:class:`OfflineOutput` stands in for the JACK client (the fake of the output seam): it keeps
+a frame counter, an in-memory :class:`OfflineTransport` (rolling/stopped, locate, and
+optionally a timebase master with a tempo map), a queue of MIDI events and optional input
+audio, and calls :meth:`Core.process <bridge.live.core.Core.process>` block by block as fast
+as the caller asks, recording what comes out. The block logic is the one that runs in JACK's
+realtime thread (``core.c``): there is no Python twin of it.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any
 
 import numpy as np
 
-from bridge.live.processor import Processor
-from bridge.live.timebase import TRANSPORT_ROLLING, TRANSPORT_STOPPED, Timebase, TransportPosition
+from bridge.live.core import Core
+from bridge.live.timebase import TRANSPORT_ROLLING, TRANSPORT_STOPPED, Timebase, new_position
 from bridge.timing import Tempo
 
 
@@ -26,7 +27,7 @@ class OfflineTransport:
         self.timebase = Timebase(tempo, sample_rate) if tempo is not None else None
         self.rolling = rolling
         self.frame = 0
-        self._pos = TransportPosition()
+        self._pos = new_position()
 
     def start(self) -> None:
         """Roll."""
@@ -46,8 +47,12 @@ class OfflineTransport:
             raise ValueError("set_tempo needs an OfflineTransport with a tempo (timebase master)")
         self.timebase.request(tempo)
 
-    def query(self) -> tuple[int, TransportPosition]:
-        """``(state, position)`` for the block that starts now."""
+    def leave(self) -> None:
+        """The timebase master goes away (BBT no longer valid; frames keep rolling)."""
+        self.timebase = None
+
+    def query(self) -> tuple[int, Any]:
+        """``(state, jack_position_t *)`` for the block that starts now."""
         pos = self._pos
         pos.frame, pos.valid = self.frame, 0
         if self.timebase is not None:
@@ -61,14 +66,20 @@ class OfflineTransport:
 
 
 class OfflineOutput:
-    """Drives a :class:`Processor` over in-memory blocks (see the module docstring)."""
+    """Drives a :class:`Core` over in-memory blocks (see the module docstring).
+
+    ``audio_in``: ``(frames, 2)`` float32 played into the core's input, block by block (input
+    capture); silence after its end.
+    """
 
     def __init__(self, sample_rate: int = 44100, block_size: int = 256,
-                 transport: OfflineTransport | None = None) -> None:
+                 transport: OfflineTransport | None = None, audio_in: np.ndarray | None = None) -> None:
         self.sample_rate = sample_rate
         self.block_size = block_size
         self.transport = transport or OfflineTransport(sample_rate)
-        self.processor: Processor | None = None
+        self.audio_in = audio_in
+        self.timebase_master = False
+        self.core: Core | None = None
         self.jack_frame = 0
         self.blocks: list[np.ndarray] = []
         self.block_frames: list[int] = []
@@ -77,24 +88,25 @@ class OfflineOutput:
     def open(self) -> None:
         """Nothing to connect to."""
 
-    def attach(self, processor: Processor, tempo: Tempo | None = None) -> None:
-        """Use ``processor`` for the following blocks (``tempo`` unused: the transport has its own)."""
-        self.processor = processor
+    def attach(self, core: Core, tempo: Tempo | None = None) -> None:
+        """Use ``core`` for the following blocks (``tempo`` unused: the transport has its own)."""
+        self.core = core
 
     def close(self) -> None:
-        """Detach the processor."""
-        self.processor = None
+        """Detach the core."""
+        self.core = None
 
     def send_midi(self, jack_frame: int, data: bytes) -> None:
         """Deliver ``data`` to ``midi_in`` at absolute frame ``jack_frame`` (at or after now)."""
         self._midi.append((jack_frame, bytes(data)))
         self._midi.sort(key=lambda event: event[0])
 
-    def run(self, blocks: int) -> np.ndarray:
-        """Process ``blocks`` blocks; returns their ``(frames, 2)`` output (also kept in ``blocks``)."""
-        if self.processor is None:
+    def run(self, blocks: int, block_size: int | None = None) -> np.ndarray:
+        """Process ``blocks`` blocks (of ``block_size``, default the output's); returns their
+        ``(frames, 2)`` output (also kept in ``blocks``)."""
+        if self.core is None:
             raise RuntimeError("OfflineOutput.run before attach()")
-        out = [self._block() for _ in range(blocks)]
+        out = [self._block(block_size or self.block_size) for _ in range(blocks)]
         return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
 
     def run_seconds(self, seconds: float) -> np.ndarray:
@@ -105,20 +117,28 @@ class OfflineOutput:
         """Everything output so far, ``(frames, 2)``."""
         return np.concatenate(self.blocks) if self.blocks else np.zeros((0, 2), np.float32)
 
-    def _block(self) -> np.ndarray:
-        frames = self.block_size
-        left, right = np.zeros(frames, np.float32), np.zeros(frames, np.float32)
+    def _block(self, frames: int) -> np.ndarray:
+        out = np.zeros((2, frames), np.float32)
         state, pos = self.transport.query()
-        self.block_frames.append(pos.frame)
-        self.processor.process(frames, state, pos, self._events(frames), self.jack_frame, left, right)  # type: ignore[union-attr]
+        self.block_frames.append(int(pos.frame))
+        self.core.process(frames, state, pos, self._events(frames), self.jack_frame, out[0], out[1],  # type: ignore[union-attr]
+                          self._inputs(frames))
         self.transport.advance(frames)
         self.jack_frame += frames
-        block = np.stack([left, right], axis=1)
+        block = np.ascontiguousarray(out.T)
         self.blocks.append(block)
         return block
 
-    def _events(self, frames: int) -> Iterator[tuple[int, bytes]]:
+    def _inputs(self, frames: int) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.audio_in is None:
+            return None
+        chunk = np.zeros((2, frames), np.float32)
+        part = self.audio_in[self.jack_frame:self.jack_frame + frames]
+        chunk[:, :len(part)] = part.T
+        return chunk[0], chunk[1]
+
+    def _events(self, frames: int) -> list[tuple[int, bytes]]:
         end = self.jack_frame + frames
         due = [event for event in self._midi if event[0] < end]
         self._midi = self._midi[len(due):]
-        return iter([(max(0, frame - self.jack_frame), data) for frame, data in due])
+        return [(max(0, frame - self.jack_frame), data) for frame, data in due]

@@ -87,13 +87,13 @@ class JackServer:
 
     def xrun_causes(self) -> dict[str, int]:
         """jackd's own account of its xruns: ``driver`` (its cycle started late) and, per
-        client name, the cycles that client had not finished in time."""
+        client, ``"NAME Running"`` (that client's callback overran: its own fault) or
+        ``"NAME Triggered"`` (it never got the CPU in time: the machine)."""
         causes: dict[str, int] = {}
         for line in self.log().splitlines():
-            if "Driver::Process XRun" in line:
-                causes["driver"] = causes.get("driver", 0) + 1
-            elif (found := re.search(r"client = (.+?) was not finished", line)) is not None:
-                causes[found.group(1)] = causes.get(found.group(1), 0) + 1
+            key = _xrun_cause(line)
+            if key is not None:
+                causes[key] = causes.get(key, 0) + 1
         return causes
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -111,6 +111,14 @@ class JackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _xrun_cause(line: str) -> str | None:
+    """The cause one jackd log line gives for an xrun (see :meth:`JackServer.xrun_causes`)."""
+    if "Driver::Process XRun" in line:
+        return "driver"
+    found = re.search(r"client = (.+?) was not finished, state = (\w+)", line)
+    return f"{found.group(1)} {found.group(2)}" if found is not None else None
 
 
 def server_running(name: str | None = None) -> bool:

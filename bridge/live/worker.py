@@ -1,13 +1,17 @@
 """Generation ahead of playback: one worker thread keeps the next loop ready.
 
-Each round (every few ms, or at once when woken) the worker:
-1. refits the playing loop and the offered next loop when the tempo in force changed
-   (the spectrogram is time-resampled, never dropped);
-2. plans the clip that should follow the one playing (:class:`~bridge.live.walk.SeedWalk`
-   with the newest control state); if the offered clip no longer matches the plan it is
-   withdrawn; if no matching clip is offered it generates one, with a cancel check that
-   interrupts the engine as soon as the control state changes the plan (newest state wins);
-3. offers the finished loop to the player, which starts it on the next loop boundary.
+Two threads, each woken at once by :meth:`GenerationWorker.wake` (else every few ms):
+- the refit thread refits the playing loop and the offered next loop when the tempo in
+  force changed (the spectrogram is time-resampled, never dropped). It never waits behind a
+  generation, so a tempo change is followed within one refit's time; meanwhile the core keeps
+  the old loop on the new grid (each bar starts on its line);
+- the generation thread plans the clip that should follow the one playing
+  (:class:`~bridge.live.walk.SeedWalk` with the newest control state); if the offered clip no
+  longer matches the plan it is withdrawn; if no matching clip is offered it generates one,
+  with a cancel check that interrupts the engine as soon as the control state changes the
+  plan (newest state wins); it offers the finished loop to the player, which starts it on the
+  next loop boundary.
+Both change the player's offer under one lock.
 
 Failures (exceptions, non-finite or wrongly sized audio) are counted, reported through
 ``on_error`` and retried with a growing pause; the player meanwhile keeps looping what it has.
@@ -28,7 +32,6 @@ from bridge.errors import BridgeError
 from bridge.live.loop import Loop, LoopTempo
 from bridge.live.metrics import GenerationStats
 from bridge.live.player import Player
-from bridge.live.priority import raise_thread_priority
 from bridge.live.refit import Refitter
 from bridge.live.tempo import TempoReading
 from bridge.live.walk import Plan, SeedWalk, WalkStep
@@ -55,14 +58,16 @@ class GenerationWorker:
 
     def __init__(self, engine: Any, store: StateStore, player: Player, tempo: Callable[[], TempoReading],
                  walk: SeedWalk, refitter: Refitter, stats: GenerationStats, tail: int,
-                 on_error: Callable[[BaseException], None] | None = None, retry_seconds: float = 0.5,
-                 nice: int | None = None) -> None:
+                 on_error: Callable[[BaseException], None] | None = None, retry_seconds: float = 0.5) -> None:
         self.engine, self.store, self.player, self.tempo = engine, store, player, tempo
         self.walk, self.refitter, self.stats, self.tail = walk, refitter, stats, tail
-        self.on_error, self.retry_seconds, self.nice = on_error, retry_seconds, nice
+        self.on_error, self.retry_seconds = on_error, retry_seconds
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._refit_wake = threading.Event()
+        self._offer_lock = threading.RLock()
         self._thread = threading.Thread(target=self._run, name="riff-bridge-worker", daemon=True)
+        self._refit_thread = threading.Thread(target=self._run_refits, name="riff-bridge-refit", daemon=True)
         self._plans: dict[int, Plan] = {}
         self._serial = 0
         self._failures_in_row = 0
@@ -74,22 +79,34 @@ class GenerationWorker:
         return self._thread.ident is not None
 
     def start(self) -> None:
-        """Start the thread."""
+        """Start the threads."""
+        self._refit_thread.start()
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Interrupt any generation and join the thread."""
+        """Interrupt any generation and join the threads."""
         self._stop.set()
         self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self._refit_wake.set()
+        for thread in (self._thread, self._refit_thread):
+            if thread.is_alive():
+                thread.join(timeout)
 
     def wake(self) -> None:
-        """Run the next round now (control state or tempo changed)."""
+        """Run the next rounds now (control state or tempo changed)."""
+        self._refit_wake.set()
         self._wake.set()
 
+    def _run_refits(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._refit_to(self.tempo().loop_tempo())
+            except Exception as err:  # last guard: the thread must not die
+                self._fail(err)
+            self._refit_wake.wait(POLL_SECONDS)
+            self._refit_wake.clear()
+
     def _run(self) -> None:
-        raise_thread_priority(self.nice)
         while not self._stop.is_set():
             try:
                 self.step()
@@ -99,15 +116,15 @@ class GenerationWorker:
             self._wake.clear()
 
     def step(self) -> None:
-        """One round: refit to the tempo in force, then make the next clip if one is needed."""
+        """One round: make the next clip if one is needed."""
         reading = self.tempo()
         if time.monotonic() < self._retry_at:
             return
-        self._refit_to(reading.loop_tempo())
-        wanted = self._wanted()
-        if wanted is None:
-            self._publish(busy=False)
-        elif not self._stop.is_set():
+        with self._offer_lock:
+            wanted = self._wanted()
+            if wanted is None:
+                self._publish(busy=False)
+        if wanted is not None and not self._stop.is_set():
             self._make(*wanted, reading)
 
     # -- planning -------------------------------------------------------------------------
@@ -201,19 +218,21 @@ class GenerationWorker:
             return
         with self.stats.lock:
             self.stats.refits += 1
-        playing = self.player.current
-        if playing is not None and playing.serial == refit.serial:
-            self._publish(refit=refit)
-        elif self._waiting() is not None and self._waiting().serial == refit.serial:  # type: ignore[union-attr]
-            self._publish(next=refit)
+        with self._offer_lock:
+            playing, waiting = self.player.current, self._waiting()
+            if playing is not None and playing.serial == refit.serial:
+                self._publish(refit=refit)
+            elif waiting is not None and waiting.serial == refit.serial:
+                self._publish(next=refit)
 
     # -- shared ---------------------------------------------------------------------------
 
     def _publish(self, **changes: Any) -> None:
-        """Replace the player's offer (this thread is its only writer)."""
-        offer = self.player.offer
-        if any(getattr(offer, name) is not value for name, value in changes.items()):
-            self.player.offer = replace(offer, **changes)
+        """Replace the player's offer (under the offer lock: both threads write it)."""
+        with self._offer_lock:
+            offer = self.player.offer
+            if any(getattr(offer, name) is not value for name, value in changes.items()):
+                self.player.offer = replace(offer, **changes)
 
     def _fail(self, error: BaseException) -> None:
         self.stats.add_failure(error)
