@@ -56,11 +56,12 @@ def _add_link_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--link", action="store_true",
                        help="join the Ableton Link session as a tempo source (after a JACK timebase master "
                             "and MIDI clock, before our own clock); with --timebase-master our tempo "
-                            "changes go to the session")
+                            "changes go to the session (and riff-bridge does not take the JACK timebase)")
     group.add_argument("--link-quantum", type=int, default=4, metavar="BEATS",
                        help="beats per bar of the Link grid, Link's quantum (1-32, default 4)")
     group.add_argument("--link-start-stop", action="store_true",
-                       help="start/stop sync: play while the Link session plays")
+                       help="start/stop sync: play while the Link session plays (the JACK transport "
+                            "starts and stops with it)")
     group.add_argument("--link-latency-ms", type=float, default=0.0, metavar="MS",
                        help="output latency JACK does not report (converter, speaker DSP), added to the "
                             "outputs' JACK latency when lining up with Link (0-1000, default 0)")
@@ -113,8 +114,10 @@ def _parts(args: argparse.Namespace) -> "object":
     store = StateStore()
     store.update(_initial_state(args))
     engine = start_engine(args.model, args.device, args.in_process, args.inject_faults)
+    # Link: no JACK timebase (our BBT would outrank Link's grid); --timebase-master then
+    # means our tempo changes go to the Link session.
     output = JackOutput(args.jack_name, args.server, args.audio_in, args.connect, args.midi_from,
-                        args.timebase_master)
+                        args.timebase_master and not getattr(args, "link", False))
     options = LiveOptions(free_run=args.free_run, crossfade_ms=args.crossfade_ms, prime_seconds=PRIME_SECONDS)
     recorder = ClipRecorder(args.record) if args.record else None
     return SessionParts(store, engine, output, options, None, recorder)

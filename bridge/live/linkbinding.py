@@ -97,15 +97,15 @@ class LinkBinding:
         self.stop()
 
     def tick(self) -> None:
-        """Called by the owner's loop: with start/stop sync, while riff-bridge is the JACK
-        timebase master (``output.is_master``), the JACK transport follows the session's play
-        state (without it, only our own rolling state does, through the grid)."""
+        """Called by the owner's loop: with start/stop sync, the JACK transport starts and
+        stops with the session's play state (Link's convention; our own rolling state follows
+        it through the grid, and a DAW on the same JACK server follows the transport)."""
         grid = self.source.last if self.source is not None else None
         if grid is None or not self.options.start_stop_sync or grid.rolling == self._rolling:
             return
         self._rolling = grid.rolling
         client = getattr(self.output, "client", None)
-        if client is not None and getattr(self.output, "is_master", False):
+        if client is not None:
             if grid.rolling:
                 client.transport_start()
             else:
