@@ -8,7 +8,8 @@ starts can be read), with its outputs connected to system:playback, and:
 
 1. follows the peer for a few bars;
 2. the peer changes tempo in the middle of a bar (131 BPM);
-3. riff-bridge's tempo is set over OSC (/riff/set/bpm 88.5) and the peer is watched.
+3. riff-bridge's tempo is set over OSC (/riff/set/bpm 88.5), the peer is watched, and a few
+   more bars are played.
 
 It logs every JACK cycle (frame counter and time, as the cycle runs), the live engine's clip
 starts (JACK frames), the peer's bar lines (Link host time) and ``/riff/get/status``, and
@@ -48,7 +49,7 @@ def run_for(session: Any, link: Any, seconds: float) -> None:
 
 def clip_starts(session: Any, since: int) -> list[dict[str, Any]]:
     """The live engine's loop starts from JACK frame ``since`` on."""
-    return [{"jack_frame": b.jack_frame, "bar": b.bar, "new": b.new}
+    return [{"jack_frame": b.jack_frame, "bar": b.bar, "new": b.new, "into": b.into}
             for b in session.live.boundaries() if b.jack_frame >= since]
 
 
@@ -77,8 +78,15 @@ def run(out: dict[str, Any]) -> None:
 
 
 def play(out: dict[str, Any], session: Any, link: Any, peer: Peer, clock: Any) -> None:
-    """The three phases (module docstring)."""
+    """The three phases (module docstring), logging JACK's cycles meanwhile."""
     cycles = CycleLog(clock).start()
+    try:
+        phases(out, session, link, peer, clock)
+    finally:
+        out["cycles"] = cycles.dump()  # before the client closes
+
+
+def phases(out: dict[str, Any], session: Any, link: Any, peer: Peer, clock: Any) -> None:
     port = session.parts.surfaces.osc.address[1]
     out["joined"] = wait(lambda: link.status().get("link_peers") == 1
                          and abs(link.status().get("link_bpm", 0) - PEER_BPM) < 1e-3, 10)
@@ -100,9 +108,11 @@ def play(out: dict[str, Any], session: Any, link: Any, peer: Peer, clock: Any) -
     while abs(peer.ask("status")["tempo"] - OSC_BPM) > 1e-3 and time.monotonic() < deadline:
         run_for(session, link, 0.05)
     out["osc_tempo"] = {"sent": sent, "seen": abs(peer.ask("status")["tempo"] - OSC_BPM) < 1e-3,
-                        "seen_after_s": (clock.now_usecs() - sent) / 1e6}
+                        "seen_after_s": (clock.now_usecs() - sent) / 1e6, "before": out["change"]["peer"]}
+    start = clock.cycle().frames
+    run_for(session, link, 3 * 4 * 60 / OSC_BPM)
+    out["osc_tempo"].update(after=peer.ask("bars 10"), starts=clip_starts(session, start))
     out["metrics"] = session.live.metrics().as_dict()
-    out["cycles"] = cycles.dump()
 
 
 def main() -> int:

@@ -135,3 +135,80 @@ def test_our_tempo_over_osc_reaches_the_peer_on_a_bar_line(scenario: dict[str, A
     assert all(b - a == pytest.approx(bar * CHANGED_BPM / OSC_BPM * 1e6, abs=2) for a, b in zip(later, later[1:]))
     assert all(g["bpm"] == pytest.approx(OSC_BPM) for g in osc["grids"])
     print(f"/riff/set/bpm {OSC_BPM}: the peer saw it {osc['seen_after_s']:.2f} s later, on a bar line")
+
+
+# -- riff-bridge serve --link: clip starts of the live engine (native core) --------------------
+
+#: A clip start, heard, against the peer's bar line: one JACK block plus the grid tolerance
+#: (the stated error: README, "Live coding: Ableton Link"). The core starts clips on the exact
+#: frame of the bar line inside a block, so the block is the margin, not the expected error.
+def start_tolerance_us(scenario: dict[str, Any]) -> float:
+    return scenario["block"] / 44100 * 1e6 + GRID_TOLERANCE_US
+
+
+@pytest.fixture(scope="module")
+def serve_scenario() -> dict[str, Any]:
+    return run_in_netns(HERE / "link_serve_scenario.py", timeout=240)
+
+
+def start_errors(starts: list[dict[str, Any]], peer_bar_times: list[int],
+                 scenario: dict[str, Any]) -> list[tuple[float, float]]:
+    """Per clip start: (the peer's bar line nearest to when the start's bar line was heard,
+    heard minus that line), microseconds. A start inside a bar (``into`` frames: a locate
+    after an xrun) is checked through the bar line it counts from."""
+    times = sorted(peer_bar_times)
+    rows = []
+    for start in starts:
+        heard = heard_usecs(start["jack_frame"] - start["into"], scenario["latency_frames"], scenario["cycles"])
+        if heard is None:
+            continue
+        i = bisect.bisect_left(times, heard)
+        nearest = min(times[max(0, i - 1):i + 1], key=lambda t: abs(t - heard))
+        rows.append((nearest, heard - nearest))
+    return rows
+
+
+def test_serve_joins_the_peer_and_reports_link(serve_scenario: dict[str, Any]) -> None:
+    assert serve_scenario["interfaces"] == ["lo"] and serve_scenario["joined"]
+    status = serve_scenario["status_osc"]  # /riff/get/status of serve, over UDP
+    assert status[0] == pytest.approx(PEER_BPM, abs=0.01) and status[-2:] == ["link", 1]
+    assert serve_scenario["metrics"]["tempo_source"] == "link"
+    assert serve_scenario["latency_frames"] == 512  # connected to system:playback
+
+
+def test_serve_clip_starts_fall_on_the_peers_bar_lines(serve_scenario: dict[str, Any]) -> None:
+    starts, peer = serve_scenario["follow"]["starts"], serve_scenario["follow"]["peer"]
+    rows = start_errors(starts, peer["bar_times"], serve_scenario)
+    errors = [error for _, error in rows]
+    print(f"serve --link at {PEER_BPM} BPM: {len(rows)} clip starts, error max {max(map(abs, errors)):.1f} us "
+          f"({max(map(abs, errors)) * 44100 / 1e6:.1f} frames; block {serve_scenario['block']}, latency "
+          f"{serve_scenario['latency_frames']} frames counted)")
+    assert len({line for line, _ in rows}) >= 4
+    assert max(map(abs, errors)) <= start_tolerance_us(serve_scenario)
+
+
+def test_serve_moves_clip_starts_to_the_peers_new_tempo_from_the_next_bar(serve_scenario: dict[str, Any]) -> None:
+    change = serve_scenario["change"]
+    rows = start_errors(change["starts"], change["peer"]["bar_times"], serve_scenario)
+    errors = [error for _, error in rows]
+    first = min(t for t in change["peer"]["bar_times"] if t > change["at"])
+    lines = sorted({line for line, _ in rows})
+    print(f"peer to {CHANGED_BPM} BPM mid-bar: {len(rows)} clip starts after it, error max "
+          f"{max(map(abs, errors)):.1f} us; first start on the peer's next bar line: {lines[0] == first}")
+    assert lines[0] == first  # the very next bar line is already the new grid's
+    assert len(lines) >= 3 and max(map(abs, errors)) <= start_tolerance_us(serve_scenario)
+    bar = 4 * 60 / CHANGED_BPM * 1e6
+    assert all(b - a == pytest.approx(round((b - a) / bar) * bar, abs=2) for a, b in zip(lines, lines[1:]))
+
+
+def test_serve_tempo_over_osc_reaches_the_peer_and_the_clips(serve_scenario: dict[str, Any]) -> None:
+    osc = serve_scenario["osc_tempo"]
+    assert osc["seen"] and osc["seen_after_s"] <= 4 * 60 / CHANGED_BPM + 1.0
+    before, after = osc["before"]["bar_times"], osc["after"]["bar_times"]
+    assert osc["after"]["tempo"] == pytest.approx(OSC_BPM)
+    assert any(abs(t - b) <= 1000 for t in after for b in before)  # changed on a bar line
+    rows = start_errors(osc["starts"], after, serve_scenario)
+    assert len(rows) >= 2 and max(abs(e) for _, e in rows) <= start_tolerance_us(serve_scenario)
+    assert serve_scenario["metrics"]["bpm"] == pytest.approx(OSC_BPM, abs=0.01)
+    print(f"/riff/set/bpm {OSC_BPM} on serve: the peer saw it {osc['seen_after_s']:.2f} s later; "
+          f"{len(rows)} clip starts on the new grid")

@@ -30,8 +30,8 @@ class OutputClock:
 
     def _current(self) -> JackClock:
         client = getattr(self.output, "client", None)
-        if client is None:
-            raise JackClockError("the JACK client is closed")
+        if client is None or getattr(self.output, "shut_down", False):
+            raise JackClockError("the JACK client is closed (or its server went away)")
         if self._clock is None or self._clock.client is not client:
             self._clock = JackClock(client)
         return self._clock
