@@ -60,17 +60,21 @@ def test_frame_at_agrees_with_libjack_time_to_frames(client: Any) -> None:
         assert abs(cycle.usecs_at(ours) - usecs) < 1e-6
 
 
-def test_frame_rate_uses_a_long_baseline() -> None:
-    """Two cycles seconds apart give the rate; a lone cycle its own (rounded) span."""
+def test_frame_rate_uses_a_long_sliding_baseline() -> None:
+    """Two cycles seconds apart give the rate; a lone cycle its own (rounded) span; the
+    baseline slides; a frame counter that jumps (new server) starts it again."""
     rate = FrameRate()
-    first = CycleTimes(1000, 10_000_000, 10_005_806, 256)
-    assert rate.update(first) == pytest.approx(256 / 5806)
-    later = CycleTimes((1000 + 441_150) % 2**32, 20_000_000, 20_005_805, 256)
-    assert rate.update(later) == pytest.approx(441_150 / 10_000_000)
-    wrapped = CycleTimes((2**32 - 100 + 441_150) % 2**32, 30_000_000, 30_005_806, 256)
-    fresh = FrameRate()
-    fresh.update(CycleTimes(2**32 - 100, 20_000_000, 20_005_806, 256))
-    assert fresh.update(wrapped) == pytest.approx(441_150 / 10_000_000)
+    assert rate.update(CycleTimes(1000, 10_000_000, 10_005_806, 256)) == pytest.approx(256 / 5806)
+    assert rate.update(CycleTimes(1000 + 441_150, 20_000_000, 20_005_805, 256)) == pytest.approx(0.044115)
+    for second in range(22, 62, 2):  # the rate changes: the window follows it within 20 s
+        frames = 1000 + 441_150 + (second - 20) * 44_200
+        latest = rate.update(CycleTimes(frames % 2**32, second * 1_000_000, second * 1_000_000 + 5792, 256))
+    assert latest == pytest.approx(0.0442)
+    wrapped = FrameRate()
+    wrapped.update(CycleTimes(2**32 - 100, 20_000_000, 20_005_806, 256))
+    assert wrapped.update(CycleTimes((2**32 - 100 + 441_150) % 2**32, 30_000_000, 30_005_806, 256)) == \
+        pytest.approx(0.044115)
+    assert wrapped.update(CycleTimes(512, 33_000_000, 33_005_806, 256)) == pytest.approx(256 / 5806)  # new server
 
 
 def _independent_grid(session: Any, client: Any, quantum: float, latency: int) -> tuple[int, float, float]:

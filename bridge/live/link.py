@@ -61,8 +61,8 @@ log = logging.getLogger(__name__)
 SOURCE_LINK = "link"
 #: Frame-rate baseline: the estimate uses cycles at least this far apart (seconds) ...
 RATE_BASELINE_S = 2.0
-#: ... and restarts its baseline after this long (keeps following a drifting card).
-RATE_WINDOW_S = 60.0
+#: ... and at most this far apart (a sliding baseline follows a drifting card).
+RATE_WINDOW_S = 20.0
 
 
 class LinkUnavailableError(BridgeError):
@@ -160,21 +160,31 @@ class FrameRate:
 
     A cycle's own span (``next_usecs - usecs``) is an integer number of microseconds that the
     DLL rounds: one bar extrapolated from it can be ~15 frames off. Two cycles seconds apart
-    pin the rate to a fraction of a ppm. Before a baseline exists, the cycle's span is used.
+    pin the rate to a fraction of a ppm. Anchors are kept every ``RATE_BASELINE_S`` for
+    ``RATE_WINDOW_S`` (a sliding baseline that follows a drifting clock); the oldest gives
+    the rate. Before a baseline exists, or when the frame counter jumped (a new server), the
+    cycle's span is used and the anchors start again.
     """
 
     def __init__(self) -> None:
-        self._anchor: CycleTimes | None = None
+        self._anchors: list[CycleTimes] = []
 
     def update(self, cycle: CycleTimes) -> float:
         """The rate (frames per microsecond) given the newest cycle."""
-        anchor = self._anchor
-        if anchor is None or cycle.usecs < anchor.usecs or cycle.usecs - anchor.usecs > RATE_WINDOW_S * 1e6:
-            self._anchor = anchor = cycle
-        elapsed = cycle.usecs - anchor.usecs
+        span_rate = cycle.block / (cycle.next_usecs - cycle.usecs)
+        anchors = self._anchors
+        if not anchors or cycle.usecs - anchors[-1].usecs >= RATE_BASELINE_S * 1e6:
+            anchors.append(cycle)
+        while len(anchors) > 1 and cycle.usecs - anchors[1].usecs >= RATE_WINDOW_S * 1e6:
+            anchors.pop(0)
+        elapsed = cycle.usecs - anchors[0].usecs
         if elapsed < RATE_BASELINE_S * 1e6:
-            return cycle.block / (cycle.next_usecs - cycle.usecs)
-        return ((cycle.frames - anchor.frames) % 2**32) / elapsed
+            return span_rate
+        rate = ((cycle.frames - anchors[0].frames) % 2**32) / elapsed
+        if abs(rate / span_rate - 1.0) > 0.01:  # the counter jumped: start again
+            self._anchors = [cycle]
+            return span_rate
+        return rate
 
 
 @dataclass(frozen=True)
