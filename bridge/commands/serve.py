@@ -85,21 +85,39 @@ def run(args: argparse.Namespace) -> int:
         require_link()
         check_int("--link-quantum", args.link_quantum, 1, 32)
         check_range("--link-latency-ms", args.link_latency_ms, 0.0, 1000.0)
-    stop = threading.Event()
+    stop, serving = threading.Event(), threading.Event()
+
+    def on_signal(number: int, frame: object) -> None:
+        stop.set()
+        if not serving.is_set():  # loading or warming up: abandon whatever blocks
+            raise StartInterrupted(signal.Signals(number).name)
+
     for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: stop.set())
-    session = Session(_parts(args))
-    session.parts.surfaces = _surfaces(args, session)
-    with session:
-        link = _start_link(args, session)  # Link: None without --link
+        signal.signal(number, on_signal)
+    try:
+        session = Session(_parts(args))
+        session.parts.surfaces = _surfaces(args, session)
+        link = None  # Link: set with --link
         try:
+            session.start()
+            link = _start_link(args, session)
+            serving.set()
             _announce(session)
             _serve(session, stop, args.status_every, link)
         finally:
+            serving.set()  # from here a signal only asks to stop: let stop() finish
             if link is not None:
                 link.stop()
+            session.stop()
+    except StartInterrupted as signal_name:
+        print(f"stopped by {signal_name} while starting")
+        return 0
     print(f"stopped: {session.last_metrics.summary() if session.last_metrics else 'no metrics'}")
     return 0
+
+
+class StartInterrupted(BaseException):
+    """A signal arrived before the session was serving (model loading or warm-up)."""
 
 
 def _parts(args: argparse.Namespace) -> "object":

@@ -72,8 +72,9 @@ class ChildProcessEngine:
             self._ensure()
         return self
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Ask the child to exit, then terminate it if it does not (idempotent)."""
+    def close(self, timeout: float = 1.0) -> None:
+        """Ask the child to exit, then terminate it if it has not within ``timeout`` seconds
+        (a busy child may be decoding a long clip: shutdown must not wait for it; idempotent)."""
         with self._lock:
             process, conn, self._process, self._conn = self._process, self._conn, None, None
             if process is None:

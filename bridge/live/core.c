@@ -203,16 +203,18 @@ static void log_bar_line(rb_core *core, const rb_position *pos)
 }
 
 static void log_clip_start(rb_core *core, int64_t frame, int64_t jack_frame, int64_t bar,
-                           int32_t serial, int32_t is_new, int64_t into)
+                           const rb_loop *loop, int32_t is_new, int64_t into)
 {
     int64_t written = core->clips_written;
     rb_clip_start *c = &core->clips[written % RB_CLIP_LOG];
     c->frame = frame;
     c->jack_frame = jack_frame;
     c->bar = bar;
-    c->serial = serial;
+    c->serial = loop->serial;
+    c->version = loop->version;
     c->is_new = is_new;
     c->into = (int32_t)into;
+    c->offset = (int32_t)core->player.cursor;
     STORE(&core->clips_written, written + 1);
 }
 
@@ -708,7 +710,9 @@ static const rb_loop *take_refit(rb_player *p)
     return refit;
 }
 
-/* Start a loop (the offered clip, a refit, or the current one again) `into` frames into the bar. */
+/* Start a loop (the offered clip, a refit, or the current one again) `into` frames into the
+ * bar. A restart of the same clip inside a bar (a locate, or a jump of the transport after an
+ * xrun) keeps the loop's phase: it resumes in the loop bar that bar `pos->bar` falls on. */
 static void start_loop(rb_core *core, const rb_position *pos, int32_t line, int64_t into)
 {
     rb_player *p = &core->player;
@@ -727,15 +731,21 @@ static void start_loop(rb_core *core, const rb_position *pos, int32_t line, int6
         if (p->busy && !p->silent && !p->restart)
             core->late++;
     }
-    int64_t offset = 0;
+    int64_t bar_in_loop = 0;
+    if (into > 0 && !is_new) {
+        bar_in_loop = (pos->bar - p->loop_bar) % loop->bars;
+        if (bar_in_loop < 0)
+            bar_in_loop += loop->bars;
+    }
+    int64_t offset = bar_frame(loop, bar_in_loop);
     if (into > 0 && pos->frames_per_bar > 0)
-        offset = rb_min(rb_round((double)into * loop->frames / loop->bars / pos->frames_per_bar),
-                        bar_frame(loop, 1) - 1);
-    int32_t serial = loop->serial;
+        offset += rb_min(rb_round((double)into * loop->frames / loop->bars / pos->frames_per_bar),
+                         bar_frame(loop, bar_in_loop + 1) - offset - 1);
     p->restart = 0;
-    p->bar_in_loop = 0;
+    p->bar_in_loop = (int32_t)bar_in_loop;
+    p->loop_bar = pos->bar - bar_in_loop;
     jump(core, loop, offset);
-    log_clip_start(core, pos->frame + line, pos->jack_frame + line, pos->bar, serial, is_new, into);
+    log_clip_start(core, pos->frame + line, pos->jack_frame + line, pos->bar, &p->current, is_new, into);
 }
 
 static void on_bar_line(rb_core *core, const rb_position *pos, int32_t line)

@@ -84,10 +84,11 @@ typedef struct {
     int64_t i;
 } rb_command;
 
-/* One loop start. `into`: frames into the bar it started at (0 on a bar line). */
+/* One loop start. `into`: frames into the bar it started at (0 on a bar line); `offset`: the
+ * loop frame it started from (0 on a loop boundary). */
 typedef struct {
     int64_t frame, jack_frame, bar;
-    int32_t serial, is_new, into, pad;
+    int32_t serial, is_new, into, version, offset, pad;
 } rb_clip_start;
 
 typedef struct {
@@ -168,6 +169,7 @@ typedef struct {
     int64_t cursor, bar;
     int32_t fade_frames, fade_which, fade_pos;
     int32_t located;        /* a start or locate since the last bar line */
+    int64_t loop_bar;       /* bar on which the current loop's first bar started */
     float fade_in[RB_MAX_FADE];
     float fade_out[RB_MAX_FADE];
     float fades[2][2][RB_MAX_FADE];

@@ -46,8 +46,10 @@ def native() -> Any:
 @dataclass(frozen=True)
 class ClipStart:
     """One loop start: position ``frame`` and ``jack_frame`` of its first sample, the ``bar`` it
-    started in, the clip ``serial``, ``new`` (False: a repeat) and ``into`` (frames into the bar:
-    0 on a bar line, more for a start or locate inside a bar)."""
+    started in, the clip ``serial``, ``new`` (False: a repeat), ``into`` (frames into the bar:
+    0 on a bar line, more for a start or locate inside a bar), the loop's ``version`` (its
+    refit count) and ``offset``, the loop frame it started from (0 on a loop boundary; inside a
+    bar, the matching point of the loop bar that bar falls on)."""
 
     frame: int
     jack_frame: int
@@ -55,6 +57,8 @@ class ClipStart:
     serial: int
     new: bool
     into: int = 0
+    version: int = 0
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -258,7 +262,7 @@ class Core:
         count, capacity = int(self.struct.clips_written), self.lib.RB_CLIP_LOG
         rows = [self.struct.clips[k % capacity] for k in range(max(0, count - capacity), count)]
         return tuple(ClipStart(int(r.frame), int(r.jack_frame), int(r.bar), int(r.serial), bool(r.is_new),
-                               int(r.into)) for r in rows)
+                               int(r.into), int(r.version), int(r.offset)) for r in rows)
 
     def callback_times(self) -> CallbackTimes:
         """The callback time histogram since the last :meth:`reset_callback_times`."""

@@ -44,7 +44,7 @@ typedef struct {
     int32_t frames, tail, bars, beats_per_bar, serial, version;
 } rb_loop;
 typedef struct { int32_t kind; rb_loop loop; double a, b, c; int64_t i; ...; } rb_command;
-typedef struct { int64_t frame, jack_frame, bar; int32_t serial, is_new, into; ...; } rb_clip_start;
+typedef struct { int64_t frame, jack_frame, bar; int32_t serial, is_new, into, version, offset; ...; } rb_clip_start;
 typedef struct { int64_t jack_frame, frame, bar; double frames_per_bar; int32_t source; ...; } rb_bar_line;
 typedef struct { int64_t jack_frame; int32_t frames; int64_t start; ...; } rb_input_block;
 typedef struct { int64_t jack_frame; int32_t size; uint8_t data[4]; } rb_midi_message;

@@ -3,9 +3,10 @@
 The realtime path is native (``core.c``): no Python thread of riff-bridge can delay JACK's
 callback, so the engine's own threads run at normal priority. The model's process
 (:class:`~bridge.live.childengine.ChildProcessEngine`) runs under :data:`MODEL_POLICY`
-(``idle``: Linux SCHED_IDLE): it gets every CPU cycle nothing else wants, which on a machine
-running just the bridge is nearly all of them, and yields to the performer's other programs.
-With SCHED_IDLE refused (or policy ``normal``) it runs at :data:`MODEL_NICE`.
+(``batch``: Linux SCHED_BATCH, for CPU-bound work that need not be woken quickly) at
+:data:`MODEL_NICE`, so the performer's interactive programs come first but generation still
+gets a share of a busy machine (SCHED_IDLE, used before the core was native, starved it to
+nothing whenever anything else was busy).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from bridge.errors import ParameterError
 
 log = logging.getLogger(__name__)
 
-#: Nice value of the model's child process when SCHED_IDLE is not available.
-MODEL_NICE = 5
+#: Nice value of the model's child process.
+MODEL_NICE = 10
 #: Scheduling policies of the model process (Linux): the default, "batch" and "idle".
 POLICIES = {"normal": getattr(os, "SCHED_OTHER", 0), "batch": getattr(os, "SCHED_BATCH", 3),
             "idle": getattr(os, "SCHED_IDLE", 5)}
 #: The model process's policy.
-MODEL_POLICY = "idle"
+MODEL_POLICY = "batch"
 
 
 def raise_thread_priority(nice: int | None) -> bool:
