@@ -34,13 +34,14 @@ session's play state (``isPlaying`` from ``timeForIsPlaying`` on) and :meth:`Lin
 starts/stops the session on the next bar line; without it, the grid is always rolling.
 
 Remaining error of the audible bar line against a peer's audible bar line: Link's own clock
-sync between peers (microseconds on one host, well under a millisecond over a LAN), the
-offset bracket (~1 us), the DLL jitter of the cycle's wake-up time (a few us), the grid's age
-(a grid is at most ``period`` old: the tempo drift within it is sub-frame), and, the one that
-counts, the output latency JACK reports versus the real one: ``L`` is what the ports declare
-(the driver's periods plus what the audio interface claims); a converter or a Bluetooth
-speaker after it is invisible to JACK. Clip starts snap to the core's bar lines with the
-core's own block rounding. Measured numbers: README, "Live coding: Ableton Link".
+sync between peers (2 us measured between two processes on one host; over a network, Link's
+sync, not measured here), the offset bracket (~1 us), the JACK DLL's jitter of the cycle's
+wake-up time (a few us; more when a dummy driver wakes late under load), the grid's age (at
+most ``period``: the drift within it is sub-frame), the core's rounding of a bar line to a
+whole frame, and, the one that counts, the output latency JACK reports versus the real one:
+``L`` is what the ports declare (the driver's periods plus what the audio interface claims);
+a converter or a Bluetooth speaker after it is invisible to JACK (``--link-latency-ms``).
+Measured numbers: README, "Live coding: Ableton Link".
 """
 
 from __future__ import annotations
