@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 VENV=${RIFF_VENV:-.venv}
 PY=${PYTHON:-python3}
 
-apt_packages=(jackd2 libjack-jackd2-0 liblo-tools fluidsynth fluid-soundfont-gm libsndfile1)
+apt_packages=(jackd2 libjack-jackd2-0 liblo-tools fluidsynth fluid-soundfont-gm libsndfile1 iproute2)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${apt_packages[@]}"; do
