@@ -101,11 +101,12 @@ class JackCapture:
 
 
 def alignment_errors(boundaries: Sequence[Any], bar_starts: dict[int, float]) -> list[float]:
-    """Distance in frames from each new clip's first frame to the nearest bar line."""
+    """Distance in frames from each new clip's bar line to the nearest bar line of the capture
+    (a clip started inside a bar, after a locate, counts from the start of that bar)."""
     lines = np.array(sorted(bar_starts.values()))
     if lines.size == 0:
         return []
-    return [float(np.abs(lines - b.frame).min()) for b in boundaries if b.new]
+    return [float(np.abs(lines - (b.frame - getattr(b, "into", 0))).min()) for b in boundaries if b.new]
 
 
 def longest_silence(audio: np.ndarray) -> int:

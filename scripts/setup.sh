@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install everything riff-bridge needs on a fresh Debian-like machine, idempotently.
-#   - system packages (JACK, liblo tools, FluidSynth + GM soundfont, libsndfile) when missing and root
+#   - system packages when missing and root: JACK and its headers, gcc (the native realtime core
+#     is C, compiled at install against libjack), liblo tools, FluidSynth + GM soundfont,
+#     libsndfile, and the real JACK programs the tests drive riff-bridge with (klick,
+#     jack-midi-clock)
 #   - a virtual environment in .venv with the package and its test extras
 #   - torch: the machine's local CPU wheel when one is present (pinned by constraints),
 #     otherwise whatever pip resolves (a GPU user gets their CUDA build).
@@ -9,7 +12,8 @@ cd "$(dirname "$0")/.."
 VENV=${RIFF_VENV:-.venv}
 PY=${PYTHON:-python3}
 
-apt_packages=(jackd2 libjack-jackd2-0 liblo-tools fluidsynth fluid-soundfont-gm libsndfile1 iproute2)
+apt_packages=(jackd2 libjack-jackd2-0 libjack-jackd2-dev gcc libc6-dev binutils liblo-tools fluidsynth
+              fluid-soundfont-gm libsndfile1 klick jack-midi-clock iproute2)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${apt_packages[@]}"; do
@@ -21,11 +25,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing system packages: ${missing[*]}"
     echo "jackd2 jackd/tweak_rt_limits boolean false" | debconf-set-selections 2>/dev/null || true
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "setup: missing system packages (install them as root): ${missing[*]}" >&2
   fi
+fi
+
+# The native realtime core needs a C compiler and the JACK headers at install time.
+if ! command -v gcc >/dev/null 2>&1 || [ ! -f /usr/include/jack/jack.h ]; then
+  echo "setup: the native realtime core needs gcc and the JACK headers: install them (Debian: apt-get install gcc libjack-jackd2-dev), then run scripts/setup.sh again" >&2
+  exit 1
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -40,7 +50,7 @@ if [ -n "$local_torch" ]; then
   constraints=(-c "$VENV/constraints.txt")
   "$VENV/bin/python" -c "import torch" 2>/dev/null || "${PIP[@]}" "${constraints[@]}" "torch==2.13.0"
 fi
-stamp="$VENV/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)"
+stamp="$VENV/.installed-$(cat pyproject.toml setup.py bridge/live/core.c bridge/live/core.h bridge/live/core_build.py | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   "${PIP[@]}" "${constraints[@]}" -e ".[test]"
   rm -f "$VENV"/.installed-* && touch "$stamp"

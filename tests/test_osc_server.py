@@ -65,10 +65,10 @@ def test_ping_status_and_get_all(peer: OscPeer) -> None:
     assert peer.expect("/riff/pong").args == (__version__,)
     peer.send("/riff/get/status")
     status = peer.expect("/riff/get/status").args
-    assert [key for key, _, _ in STATUS_FIELDS] == ["tempo", "bar", "clips_generated",
-                                                    "last_generation_s", "late_clips", "xruns",
+    assert [key for key, _, _ in STATUS_FIELDS] == ["tempo", "bar", "clips_generated", "last_generation_s",
+                                                    "late_clips", "xruns", "beats_per_bar", "beat_unit",
                                                     "tempo_source", "link_peers"]
-    assert status == (121.5, 17, 9, 1.25, 1, 2, "", 0)  # no tempo_source or link_peers given
+    assert status == (121.5, 17, 9, 1.25, 1, 2, 0, 0, "", 0)  # no link_peers given
     peer.send("/riff/get/all")
     replies = {m.address: m.args[0] for m in (peer.recv() for _ in PARAMETERS)}
     expected = {f"/riff/get/{k}": _reply(v) for k, v in ControlState().as_dict().items()}
@@ -80,10 +80,12 @@ def test_ping_status_and_get_all(peer: OscPeer) -> None:
 def test_status_reads_live_metrics_names() -> None:
     from bridge.control.osc_router import status_values
 
-    metrics = {"bpm": 98.0, "current_bar": 4, "clips_generated": 3, "generation_seconds_last": 2.5,
-               "late_clips": 0, "xruns": 1, "rolling": True, "tempo_source": "link", "link_peers": 3}
-    assert status_values(metrics) == [98.0, 4, 3, 2.5, 0, 1, "link", 3]
-    assert status_values({}) == [0.0, 0, 0, 0.0, 0, 0, "", 0]
+    metrics = {"bpm": 266.0, "quarter_bpm": 133.0, "current_bar": 4, "clips_generated": 3,
+               "generation_seconds_last": 2.5, "late_clips": 0, "xruns": 1, "rolling": True,
+               "beats_per_bar": 7, "beat_unit": 8, "tempo_source": "transport",
+               "link_peers": 3}
+    assert status_values(metrics) == [133.0, 4, 3, 2.5, 0, 1, 7, 8, "transport", 3]
+    assert status_values({}) == [0.0, 0, 0, 0.0, 0, 0, 0, 0, "", 0]
 
 
 def test_status_provider_failure_is_an_error(surfaces: Any, peer: OscPeer) -> None:

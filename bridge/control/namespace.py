@@ -39,18 +39,20 @@ class Route:
 
 #: The status fields of ``/riff/get/status``: (key in the status dict, OSC type, meaning).
 STATUS_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("tempo", "f", "Tempo in BPM (transport, MIDI clock or the bpm parameter)."),
+    ("tempo", "f", "Tempo in quarter notes per minute (transport, MIDI clock, Link or the bpm parameter)."),
     ("bar", "i", "Current bar number (0 before playback)."),
     ("clips_generated", "i", "Clips generated since start."),
     ("last_generation_s", "f", "Seconds the last clip took to generate."),
     ("late_clips", "i", "Clips that were not ready at their bar line."),
     ("xruns", "i", "JACK xruns since start."),
+    ("beats_per_bar", "i", "Meter: beats per bar (7 in 7/8)."),
+    ("beat_unit", "i", "Meter: the note value of a beat (8 in 7/8)."),
     ("tempo_source", "s", "Where the tempo comes from: transport, midi, link or control."),
     ("link_peers", "i", "Other Ableton Link peers in the session (0 without --link)."),
 )
 
 #: Other names a status provider may use (those of bridge.live.metrics.LiveMetrics.as_dict()).
-STATUS_ALIASES = {"tempo": "bpm", "bar": "current_bar", "last_generation_s": "generation_seconds_last"}
+STATUS_ALIASES = {"tempo": "quarter_bpm", "bar": "current_bar", "last_generation_s": "generation_seconds_last"}
 
 _STATUS_REPLY = "`/riff/get/status " + " ".join(f"{tag}:{key}" for key, tag, _ in STATUS_FIELDS) + "`"
 

@@ -192,6 +192,7 @@ class LiveEngine:
             sample_rate=core.sample_rate, block_size=getattr(self.output, "block_size_seen", 0)
             or self.output.block_size, midi_dropped=count("midi_dropped"),
             meter=f"{reading.tempo.meter.beats_per_bar}/{reading.tempo.meter.beat_unit}",
+            beats_per_bar=reading.tempo.meter.beats_per_bar, beat_unit=reading.tempo.meter.beat_unit,
             quarter_bpm=reading.quarter_bpm(), input_dropped=count("input_dropped"),
         )
 

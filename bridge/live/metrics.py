@@ -58,6 +58,8 @@ minute; ``bpm`` counts beats of the meter's unit), ``sample_rate``, ``block_size
     block_size: int = 0
     midi_dropped: int = 0
     meter: str = "4/4"
+    beats_per_bar: int = 4
+    beat_unit: int = 4
     quarter_bpm: float = 0.0
     input_dropped: int = 0
     last_error: str = ""
