@@ -40,8 +40,10 @@ def run_in_netns(script: Path, timeout: float = 120.0) -> dict[str, Any]:
     is a JSON object."""
     if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
         pytest.skip("needs root, unshare and ip for a private network namespace")
-    done = subprocess.run(["unshare", "--net", "sh", "-c", NETNS, sys.executable, str(script)],
-                          capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
+    # --pid --fork: when the scenario ends (or crashes), everything it started (jackd, the
+    # peer) goes with it.
+    command = ["unshare", "--net", "--pid", "--fork", "sh", "-c", NETNS, sys.executable, str(script)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert "exception" not in result, result["exception"]
