@@ -71,6 +71,8 @@ class Session:
         self._next_connection_scan = 0.0
         #: Called with (image, info) when a new clip begins playing (the web live view listens).
         self.clip_listeners: list[Any] = []
+        #: More status providers (e.g. Link: ``link_peers``); the live metrics win on shared keys.
+        self.status_extras: list[Any] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -129,7 +131,10 @@ class Session:
     def status(self) -> dict[str, Any]:
         """Live metrics and session counters as one dict (for ``/riff/get/status``)."""
         metrics = self.live.metrics() if self.live is not None else self.last_metrics
-        values = metrics.as_dict() if metrics is not None else {}
+        values: dict[str, Any] = {}
+        for extra in self.status_extras:
+            values.update(extra())
+        values.update(metrics.as_dict() if metrics is not None else {})
         values.update(reconnects=self.report.reconnects, recorded=self.report.recorded)
         values.update(self.input_status())
         return values

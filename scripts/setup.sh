@@ -13,7 +13,7 @@ VENV=${RIFF_VENV:-.venv}
 PY=${PYTHON:-python3}
 
 apt_packages=(jackd2 libjack-jackd2-0 libjack-jackd2-dev gcc libc6-dev binutils liblo-tools fluidsynth
-              fluid-soundfont-gm libsndfile1 klick jack-midi-clock chromium)
+              fluid-soundfont-gm libsndfile1 klick jack-midi-clock chromium iproute2)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${apt_packages[@]}"; do

@@ -68,8 +68,8 @@ def test_ping_status_and_get_all(peer: OscPeer) -> None:
     assert [key for key, _, _ in STATUS_FIELDS] == ["tempo", "bar", "clips_generated", "last_generation_s",
                                                     "late_clips", "xruns", "beats_per_bar", "beat_unit",
                                                     "tempo_source", "input_level_db", "input_state",
-                                                    "input_latency_loops", "input_detail"]
-    assert status == (121.5, 17, 9, 1.25, 1, 2, 0, 0, "", 0.0, "", 0, "")
+                                                    "input_latency_loops", "input_detail", "link_peers"]
+    assert status == (121.5, 17, 9, 1.25, 1, 2, 0, 0, "", 0.0, "", 0, "", 0)
     peer.send("/riff/get/all")
     replies = {m.address: m.args[0] for m in (peer.recv() for _ in PARAMETERS)}
     expected = {f"/riff/get/{k}": _reply(v) for k, v in ControlState().as_dict().items()}
@@ -83,11 +83,11 @@ def test_status_reads_live_metrics_names() -> None:
 
     metrics = {"bpm": 266.0, "quarter_bpm": 133.0, "current_bar": 4, "clips_generated": 3,
                "generation_seconds_last": 2.5, "late_clips": 0, "xruns": 1, "rolling": True,
-               "beats_per_bar": 7, "beat_unit": 8, "tempo_source": "transport"}
-    assert status_values(metrics) == [133.0, 4, 3, 2.5, 0, 1, 7, 8, "transport", 0.0, "", 0, ""]
-    assert status_values({}) == [0.0, 0, 0, 0.0, 0, 0, 0, 0, "", 0.0, "", 0, ""]
+               "beats_per_bar": 7, "beat_unit": 8, "tempo_source": "transport", "link_peers": 3}
+    assert status_values(metrics) == [133.0, 4, 3, 2.5, 0, 1, 7, 8, "transport", 0.0, "", 0, "", 3]
+    assert status_values({}) == [0.0, 0, 0, 0.0, 0, 0, 0, 0, "", 0.0, "", 0, "", 0]
     metrics.update(input_level_db=-23.5, input_state="silent", input_latency_loops=1, input_detail="why")
-    assert status_values(metrics)[9:] == [-23.5, "silent", 1, "why"]
+    assert status_values(metrics)[9:] == [-23.5, "silent", 1, "why", 3]
 
 
 def test_status_provider_failure_is_an_error(surfaces: Any, peer: OscPeer) -> None:

@@ -54,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between status log lines when not on a terminal (0: never)")
     parser.add_argument("--inject-faults", type=int, default=0, metavar="N",
                         help="testing: make every Nth generation fail (exception, NaN, out of memory)")
+    _add_link_arguments(parser)
     add_control_arguments(parser)
     add_engine_arguments(parser)  # remote worker (--engine URL, --token)
 
@@ -61,6 +62,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_web_arguments(parser)
     parser.set_defaults(parser=parser)
+
+
+def _add_link_arguments(parser: argparse.ArgumentParser) -> None:
+    """Ableton Link (optional extra riff-bridge[link])."""
+    group = parser.add_argument_group("Ableton Link (pip install 'riff-bridge[link]')")
+    group.add_argument("--link", action="store_true",
+                       help="join the Ableton Link session as a tempo source (after a JACK timebase master "
+                            "and MIDI clock, before our own clock); with --timebase-master our tempo "
+                            "changes go to the session (and riff-bridge does not take the JACK timebase)")
+    group.add_argument("--link-quantum", type=int, default=4, metavar="BEATS",
+                       help="beats per bar of the Link grid, Link's quantum (1-32, default 4)")
+    group.add_argument("--link-start-stop", action="store_true",
+                       help="start/stop sync: play while the Link session plays (the JACK transport "
+                            "starts and stops with it)")
+    group.add_argument("--link-latency-ms", type=float, default=0.0, metavar="MS",
+                       help="output latency JACK does not report (converter, speaker DSP), added to the "
+                            "outputs' JACK latency when lining up with Link (0-1000, default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +92,13 @@ def run(args: argparse.Namespace) -> int:
         from bridge.config import apply_config, read_config
 
         apply_config(args, args.parser, read_config(args.config))
+    if getattr(args, "link", False):  # fail before the model warms up, not after
+        from bridge.errors import check_int, check_range
+        from bridge.live.link import require_link
+
+        require_link()
+        check_int("--link-quantum", args.link_quantum, 1, 32)
+        check_range("--link-latency-ms", args.link_latency_ms, 0.0, 1000.0)
     stop, serving = threading.Event(), threading.Event()
 
     def on_signal(number: int, frame: object) -> None:
@@ -88,15 +113,19 @@ def run(args: argparse.Namespace) -> int:
         session.parts.surfaces = _surfaces(args, session)
         _attach_capture(args, session)
         web = _web(args, session)  # browser live view + OSCQuery (bridge/web), up while the model warms up
+        link = None  # Link: set with --link
         try:
             session.start()
+            link = _start_link(args, session)
             serving.set()
             if web is not None:
                 web.announce()  # type: ignore[attr-defined]
             _announce(session)
-            _serve(session, stop, args.status_every)
+            _serve(session, stop, args.status_every, link)
         finally:
             serving.set()  # from here a signal only asks to stop: let stop() finish
+            if link is not None:
+                link.stop()
             session.stop()
             if web is not None:
                 web.stop()  # type: ignore[attr-defined]
@@ -126,8 +155,10 @@ def _parts(args: argparse.Namespace) -> "object":
 
     engine = remote_engine(args) or start_engine(args.model, args.device, args.in_process, args.inject_faults,
                                                  args.dtype, args.compile)
+    # Link: no JACK timebase (our BBT would outrank Link's grid); --timebase-master then
+    # means our tempo changes go to the Link session.
     output = JackOutput(args.jack_name, args.server, args.audio_in, args.connect, args.midi_from,
-                        args.timebase_master)
+                        args.timebase_master and not getattr(args, "link", False))
     options = LiveOptions(free_run=args.free_run, crossfade_ms=args.crossfade_ms, prime_seconds=PRIME_SECONDS)
     recorder = ClipRecorder(args.record) if args.record else None
     parts = SessionParts(store, engine, output, options, None, recorder)
@@ -156,6 +187,22 @@ def _attach_capture(args: argparse.Namespace, session: "object") -> None:
         parts.input_recorder, parts.store, SeedFolder(args.seeds_dir), boundary,
         select=lambda path: actions.set("seed_image", path),
         threshold_db=parts.input_recorder.threshold_db).capture
+
+
+def _start_link(args: argparse.Namespace, session: "object") -> "object":
+    """With ``--link``: join the Link session, feeding the live engine's core (or None)."""
+    if not getattr(args, "link", False):
+        return None
+    from bridge.live.link import LinkOptions
+    from bridge.live.linkbinding import LinkBinding
+
+    options = LinkOptions(beats_per_bar=args.link_quantum, start_stop_sync=args.link_start_stop,
+                          commit_tempo=args.timebase_master)
+    parts = session.parts  # type: ignore[attr-defined]
+    binding = LinkBinding(parts.store, parts.output, session.live.core, options,  # type: ignore[attr-defined]
+                          extra_latency_ms=args.link_latency_ms)
+    session.status_extras.append(binding.status)  # type: ignore[attr-defined]
+    return binding.start()
 
 
 def _surfaces(args: argparse.Namespace, session: "object") -> "object":
@@ -208,7 +255,7 @@ def _announce(session: "object") -> None:
         print(f"  recording played clips into {parts.recorder.folder}/", flush=True)
 
 
-def _serve(session: "object", stop: "object", every: float) -> None:
+def _serve(session: "object", stop: "object", every: float, link: "object" = None) -> None:
     """Tick the session and show the status line until ``stop`` is set."""
     import time
 
@@ -220,8 +267,11 @@ def _serve(session: "object", stop: "object", every: float) -> None:
     try:
         while not stop.wait(0.05):  # type: ignore[attr-defined]
             metrics = session.tick()  # type: ignore[attr-defined]
+            if link is not None:
+                link.tick()  # type: ignore[attr-defined]
             if period > 0 and time.monotonic() >= next_status:
                 next_status = time.monotonic() + period
-                line.show(status_text(metrics, session.parts.store.snapshot()))  # type: ignore[attr-defined]
+                text = status_text(metrics, session.parts.store.snapshot())  # type: ignore[attr-defined]
+                line.show(text + (f" | {link.describe()}" if link is not None else ""))  # type: ignore[attr-defined]
     finally:
         line.close()

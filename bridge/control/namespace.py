@@ -54,6 +54,7 @@ STATUS_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("input_latency_loops", "i", "Loops from the end of an input loop to the start of its restyled clip "
                                  "(1; 2 when generation is slower than a loop; -1 before the first)."),
     ("input_detail", "s", "Why, in words (e.g. the silent loop's level and the threshold)."),
+    ("link_peers", "i", "Other Ableton Link peers in the session (0 without --link)."),
 )
 
 #: Other names a status provider may use (those of bridge.live.metrics.LiveMetrics.as_dict()).

@@ -45,9 +45,10 @@ def reply_value(value: Any) -> Any:
 def status_values(status: Mapping[str, Any]) -> list[Any]:
     """The ``/riff/get/status`` arguments in STATUS_FIELDS order.
 
-    Each key is read under its own name, else its STATUS_ALIASES name (LiveMetrics), else 0.
+    Each key is read under its own name, else its STATUS_ALIASES name (LiveMetrics), else 0
+    (an empty string for a string field).
     """
-    values = []
+    values: list[Any] = []
     for key, tag, _ in STATUS_FIELDS:
         raw = status.get(key, status.get(STATUS_ALIASES.get(key, key), "" if tag == "s" else 0))
         values.append(float(raw) if tag == "f" else str(raw) if tag == "s" else int(raw))
