@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "render",
     "interpolate",
     "tiny_model",
+    "train_mini",
     "demo",
     "control",
     "presets",

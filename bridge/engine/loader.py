@@ -116,6 +116,10 @@ def locate_model(name: str) -> Path:
         from bridge.engine.tiny import ensure_tiny_model
 
         return ensure_tiny_model()
+    if name == "mini":  # issue 17: the trained riff-bridge-mini model shipped in the package
+        from bridge.mini.architecture import shipped_model
+
+        return shipped_model()
     path = Path(name).expanduser()
     if path.is_dir():
         return path
@@ -123,7 +127,8 @@ def locate_model(name: str) -> Path:
         return _hub_snapshot(name)
     raise ModelUnavailableError(
         f"model {name!r}: no such folder; pass --model with a diffusers folder (unet/, vae/, "
-        f"text_encoder/, tokenizer/, scheduler/ with safetensors weights), a Hugging Face id, or 'tiny'")
+        f"text_encoder/, tokenizer/, scheduler/ with safetensors weights), a Hugging Face id, 'mini' "
+        f"or 'tiny'")
 
 
 def _hub_snapshot(repo_id: str) -> Path:
@@ -150,7 +155,8 @@ def _missing_message(repo_id: str, why: str) -> str:
             f"Hugging Face cache ({constants.HF_HUB_CACHE}) and on the hub ({why}). Get it with "
             f"--model PATH (a local diffusers folder), or run once on a machine with access to the "
             f"hub (it is cached there; or `hf download {repo_id}` and copy the folder); "
-            f"--model tiny runs a small random model")
+            f"--model mini runs the small riff-bridge-mini model shipped with riff-bridge (trained on "
+            f"synthesized loops), --model tiny a small random one")
 
 
 def _first_line(err: BaseException) -> str:
