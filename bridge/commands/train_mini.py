@@ -29,12 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                  "latent_crop", "threads"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     parser.add_argument("--unet-lr", type=float, default=d.unet_lr)
+    parser.add_argument("--export", action="store_true", help="only write the model from the current "
+                        "checkpoint (a look at a run in progress)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Train; refuses to overwrite an existing model folder without --force."""
     from bridge.errors import ParameterError
-    from bridge.mini.training import TrainConfig, train
+    from bridge.mini.training import TrainConfig, export, train
 
     out = Path(args.out)
     if (out / "model_index.json").exists() and not args.force:
@@ -44,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
                          vae_steps=args.vae_steps, vae_batch=args.vae_batch, unet_steps=args.unet_steps,
                          unet_batch=args.unet_batch, latent_crop=args.latent_crop, threads=args.threads,
                          unet_lr=args.unet_lr)
-    folder = train(config)
+    folder = export(config) if args.export else train(config)
     print(f"wrote {folder}; use it with --model {folder}")
     return 0

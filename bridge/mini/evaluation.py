@@ -3,7 +3,7 @@
 All measures read either audio (mono float, 44.1 kHz) or spectrogram images' grey levels
 (``(512, width)`` uint8, 255 silence, low frequencies at the bottom):
   - :func:`onset_envelope`: half-wave rectified spectral flux of a log-magnitude STFT
-    (hop 441 samples: 100 frames per second);
+    (100 frames per second);
   - :func:`beat_autocorrelation`: the normalised autocorrelation of that envelope at the beat
     period (best lag within +-2 frames), and :func:`beat_contrast`: that value minus the
     mean autocorrelation over lags from 0.2 to 1.8 beats (0 for noise, high for a steady beat);
@@ -18,17 +18,19 @@ from __future__ import annotations
 import numpy as np
 
 FRAMES_PER_SECOND = 100
-HOP = 441
 BANDS = 64
 
 
-def onset_envelope(audio: np.ndarray) -> np.ndarray:
-    """Spectral flux per frame (mean over bins of the rectified log-magnitude rise)."""
+def onset_envelope(audio: np.ndarray, sample_rate: int = 44100) -> np.ndarray:
+    """Spectral flux per frame (mean over bins of the rectified log-magnitude rise), 100 frames
+    per second."""
     import torch
 
     signal = torch.as_tensor(np.asarray(audio, np.float32).reshape(-1))
-    window = torch.hann_window(2048)
-    spec = torch.stft(signal, 2048, HOP, window=window, return_complex=True).abs()
+    n_fft = 2048 if sample_rate > 30000 else 1024
+    window = torch.hann_window(n_fft)
+    hop = round(sample_rate / FRAMES_PER_SECOND)
+    spec = torch.stft(signal, n_fft, hop, window=window, return_complex=True).abs()
     log = torch.log1p(100.0 * spec / (spec.max() + 1e-9))
     flux = torch.clamp(log[:, 1:] - log[:, :-1], min=0).mean(dim=0)
     return flux.numpy()
@@ -47,16 +49,16 @@ def beat_lag(bpm: float) -> int:
     return round(FRAMES_PER_SECOND * 60.0 / bpm)
 
 
-def beat_autocorrelation(audio: np.ndarray, bpm: float) -> float:
+def beat_autocorrelation(audio: np.ndarray, bpm: float, sample_rate: int = 44100) -> float:
     """Autocorrelation of the onset envelope at the beat period (best of +-2 frames)."""
-    ac = autocorrelation(onset_envelope(audio))
+    ac = autocorrelation(onset_envelope(audio, sample_rate))
     lag = beat_lag(bpm)
     return float(ac[max(1, lag - 2):lag + 3].max()) if lag + 3 < len(ac) else float("nan")
 
 
-def beat_contrast(audio: np.ndarray, bpm: float) -> float:
+def beat_contrast(audio: np.ndarray, bpm: float, sample_rate: int = 44100) -> float:
     """:func:`beat_autocorrelation` minus the mean autocorrelation over 0.2-1.8 beats."""
-    ac = autocorrelation(onset_envelope(audio))
+    ac = autocorrelation(onset_envelope(audio, sample_rate))
     lag = beat_lag(bpm)
     if 2 * lag >= len(ac):
         return float("nan")

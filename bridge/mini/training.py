@@ -41,10 +41,10 @@ class TrainConfig:
     data_seed: int = 1
     loops: int = 480
     seed: int = 0
-    vae_steps: int = 1000
+    vae_steps: int = 500
     vae_batch: int = 6
     vae_crop: int = 48
-    unet_steps: int = 2500
+    unet_steps: int = 1800
     unet_batch: int = 8
     latent_crop: int = 32
     encode_width: int = 384
@@ -71,8 +71,13 @@ class _State:
     losses: dict[str, list[float]] = field(default_factory=lambda: {"vae": [], "unet": []})
 
 
-def train(config: TrainConfig) -> Path:
-    """Run (or resume) the recipe; returns the written model folder."""
+class Stopped(Exception):
+    """Raised inside :func:`train` when ``stop_after`` steps ran (a checkpoint was written)."""
+
+
+def train(config: TrainConfig, stop_after: int | None = None) -> Path | None:
+    """Run (or resume) the recipe; returns the written model folder, or None when
+    ``stop_after`` optimisation steps ran first (as if interrupted; resume by calling again)."""
     import torch
 
     torch.set_num_threads(config.threads)
@@ -87,11 +92,33 @@ def train(config: TrainConfig) -> Path:
     parts = build_parts(config.seed)
     trainer = _Trainer(config, parts, data)
     trainer.resume()
+    trainer.remaining = stop_after
     started = time.monotonic()
-    trainer.train_vae()
-    trainer.encode_latents()
-    trainer.train_diffusion()
+    try:
+        trainer.train_vae()
+        trainer.encode_latents()
+        trainer.train_diffusion()
+    except Stopped:
+        return None
     return trainer.save(time.monotonic() - started)
+
+
+def export(config: TrainConfig) -> Path:
+    """Write the model as it stands in ``config.work``'s checkpoint (diffusion phase or later),
+    without training: a look at a run in progress."""
+    import torch
+
+    from bridge.errors import BridgeError
+    from bridge.mini.architecture import build_parts
+    from bridge.mini.dataset import cached_dataset
+
+    torch.set_num_threads(config.threads)
+    trainer = _Trainer(config, build_parts(config.seed), cached_dataset(config.loops, config.data_seed))
+    trainer.resume()
+    if trainer.state.phase not in ("unet", "done") or not trainer.latent_file.is_file():
+        raise BridgeError(f"{config.work}: no checkpoint past the VAE phase to export yet")
+    trainer.encode_latents()
+    return trainer.save(0.0)
 
 
 def _cached(config: TrainConfig) -> bool:
@@ -115,6 +142,7 @@ class _Trainer:
                     "text_encoder": copy.deepcopy(parts["text_encoder"]).requires_grad_(False)}
         self.latents: Any = None
         self.scaling = 1.0
+        self.remaining: int | None = None
         from diffusers import DDPMScheduler
 
         from bridge.engine.tiny import SD_SCHEDULER_CONFIG
@@ -192,6 +220,8 @@ class _Trainer:
             saved = torch.load(self.latent_file, weights_only=True)
             self.latents, self.scaling = saved["latents"], float(saved["scaling"])
             return
+        if self.state.phase != "latents":
+            raise RuntimeError(f"latents of {self.latent_file} are missing in phase {self.state.phase}")
         vae = self.parts["vae"].eval()
         width = min(self.config.encode_width, self.data.images.shape[2]) // 8 * 8
         chunks = []
@@ -283,6 +313,12 @@ class _Trainer:
     def _record(self, phase: str, step: int, loss: float) -> None:
         self.state.losses[phase].append(round(loss, 5))
         self.state.step = step + 1
+        if self.remaining is not None:
+            self.remaining -= 1
+            if self.remaining <= 0:
+                self.save_checkpoint()
+                self.bar.close()
+                raise Stopped(f"stopped at {phase} step {self.state.step}")
         recent = self.state.losses[phase][-50:]
         self.bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
         if self.state.step % self.config.checkpoint_every == 0:
@@ -298,7 +334,7 @@ class _Trainer:
         # weights stored in fp16 (half the size; the loader casts to the run's dtype)
         parts = dict(self.parts, **{name: copy.deepcopy(m).half() for name, m in modules.items()})
         folder = save_model(parts, self.config.out)
-        record = {"model": MODEL_NAME, "config": {k: str(v) if isinstance(v, Path) else v
+        record = {"model": MODEL_NAME, "phase": self.state.phase, "step": self.state.step, "config": {k: str(v) if isinstance(v, Path) else v
                                                  for k, v in asdict(self.config).items()},
                   "scaling_factor": self.scaling, "seconds_this_run": round(seconds, 1),
                   "final_loss": {k: float(np.mean(v[-50:])) if v else None for k, v in self.state.losses.items()}}
