@@ -33,13 +33,22 @@ def main() -> None:
     parser.add_argument("--bpm", type=float, default=100.0)
     parser.add_argument("--model", default="mini")
     parser.add_argument("--classes", default="", help="comma-separated subset (default: all)")
+    parser.add_argument("--parts", default="table,conditioning",
+                        help="what to run: table, conditioning, or both (comma-separated)")
     args = parser.parse_args()
     import torch
 
     torch.manual_seed(0)
     engine = DiffusionEngine(args.model, device="cpu")
-    data = cached_dataset(480, 1)
     seeds = list(range(1, args.seeds + 1))
+    if "table" in args.parts:
+        table(engine, args, seeds)
+    if "conditioning" in args.parts:
+        conditioning(engine, args, seeds)
+
+
+def table(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[int]) -> None:
+    data = cached_dataset(480, 1)
     classes = [c for c in args.classes.split(",") if c] or list(CLASSES)
     started = time.perf_counter()
     rows = check.class_table(engine, data, classes, seeds, args.bpm)
@@ -55,6 +64,12 @@ def main() -> None:
     novel = sum(r.nearest_train > r.typical_train for r in rows)
     print(f"summary: beat ac > random + 0.1 in {above}/{len(rows)}; own profile nearest in {own}/{len(rows)}; "
           f"nearest training image farther than typical in {novel}/{len(rows)}")
+    audio_seconds = len(rows) * len(seeds) * 2 * 4 * 60.0 / args.bpm
+    print(f"class table generation: {elapsed:.1f} s for {audio_seconds:.1f} s of audio "
+          f"(real-time factor {elapsed / audio_seconds:.3f}, measures included)")
+
+
+def conditioning(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[int]) -> None:
     plain, negated = check.negative_effect(engine, "house drums with bass line", "drums", seeds, args.bpm)
     print(f"\nnegative prompt 'drums' on 'house drums with bass line': drum band {plain:.3f} -> {negated:.3f} "
           f"({(negated / plain - 1) * 100:+.0f} %)")
@@ -64,9 +79,6 @@ def main() -> None:
     print("interpolation 'piano chords' -> 'house drums', drum band by alpha: "
           + ", ".join(f"{a:.2f}: {b:.3f}" for a, b in zip(alphas, band))
           + f" ({'monotonic' if (steps > 0).all() else 'NOT monotonic'})")
-    audio_seconds = len(rows) * len(seeds) * 2 * 4 * 60.0 / args.bpm
-    print(f"\nclass table generation: {elapsed:.1f} s for {audio_seconds:.1f} s of audio "
-          f"(real-time factor {elapsed / audio_seconds:.3f}, measures included)")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                  "latent_crop", "threads"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     parser.add_argument("--unet-lr", type=float, default=d.unet_lr)
+    parser.add_argument("--stop-after", type=int, default=None, help="stop (with a checkpoint) after this "
+                        "many optimisation steps in this run; run again to resume")
     parser.add_argument("--export", action="store_true", help="only write the model from the current "
                         "checkpoint (a look at a run in progress)")
 
@@ -46,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
                          vae_steps=args.vae_steps, vae_batch=args.vae_batch, unet_steps=args.unet_steps,
                          unet_batch=args.unet_batch, latent_crop=args.latent_crop, threads=args.threads,
                          unet_lr=args.unet_lr)
-    folder = export(config) if args.export else train(config)
+    folder = export(config) if args.export else train(config, args.stop_after)
+    if folder is None:
+        print(f"stopped after {args.stop_after} steps; checkpoint in {work} (run again to resume)")
+        return 0
     print(f"wrote {folder}; use it with --model {folder}")
     return 0

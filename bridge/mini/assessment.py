@@ -50,6 +50,26 @@ def grey(clip: Any) -> np.ndarray:
     return np.asarray(clip.image.convert("RGB"))[:, :, 0]
 
 
+def generate_image(engine: Any, prompt: str, seed: int, bpm: float, steps: int = 12, **extra: Any) -> np.ndarray:
+    """The grey image :func:`generate` would make, without phase recovery (image measures only):
+    the engine's own recipe steps 1-5."""
+    from bridge.engine.canvas import Canvas
+    from bridge.engine.request import GenerationRequest
+    from bridge.engine.stopwatch import Stopwatch
+
+    settings = dict(prompt_a=prompt, seed_a=seed, bpm=bpm, bars=2, steps=steps, seed_image="grid",
+                    denoising=0.75, guidance=7.0)
+    settings.update(extra)
+    request = GenerationRequest(**settings)
+    seed_image, mask = engine.inputs(request)
+    canvas = Canvas(request.generation_width())
+    seed_canvas, mask_canvas = canvas.pad_image(seed_image), canvas.pad_mask(mask)
+    job = engine.job(request, seed_canvas, mask_canvas, Stopwatch(engine.components.device))
+    pixels = engine.pipeline(job)
+    image = canvas.crop(engine.finish_image(pixels, seed_canvas, mask_canvas))
+    return np.asarray(image.convert("RGB"))[:, :, 0]
+
+
 def random_clip(engine: Any, seed: int, bpm: float) -> tuple[np.ndarray, np.ndarray]:
     """(grey image, mono audio) of random latents decoded by the model's VAE and the codec,
     shaped like a 2-bar clip at ``bpm``."""
@@ -127,14 +147,14 @@ def class_table(engine: Any, data: Any, classes: Sequence[str], seeds: Sequence[
 def negative_effect(engine: Any, prompt: str, negative: str, seeds: Sequence[int], bpm: float,
                     steps: int = 12) -> tuple[float, float]:
     """Mean drum-band ratio of ``prompt`` clips without and with the ``negative`` prompt."""
-    plain = [ev.drum_band(grey(generate(engine, prompt, s, bpm, steps))) for s in seeds]
-    negated = [ev.drum_band(grey(generate(engine, prompt, s, bpm, steps, negative=negative))) for s in seeds]
+    plain = [ev.drum_band(generate_image(engine, prompt, s, bpm, steps)) for s in seeds]
+    negated = [ev.drum_band(generate_image(engine, prompt, s, bpm, steps, negative=negative)) for s in seeds]
     return float(np.mean(plain)), float(np.mean(negated))
 
 
 def interpolation_profile(engine: Any, prompt_a: str, prompt_b: str, alphas: Sequence[float],
                           seeds: Sequence[int], bpm: float, steps: int = 12) -> list[float]:
     """Mean drum-band ratio at each alpha from ``prompt_a`` to ``prompt_b`` (same seeds)."""
-    return [float(np.mean([ev.drum_band(grey(generate(engine, prompt_a, s, bpm, steps, prompt_b=prompt_b,
-                                                      seed_b=s, alpha=a))) for s in seeds]))
+    return [float(np.mean([ev.drum_band(generate_image(engine, prompt_a, s, bpm, steps, prompt_b=prompt_b,
+                                                       seed_b=s, alpha=a)) for s in seeds]))
             for a in alphas]

@@ -44,7 +44,7 @@ class TrainConfig:
     vae_steps: int = 500
     vae_batch: int = 6
     vae_crop: int = 48
-    unet_steps: int = 1800
+    unet_steps: int = 1400
     unet_batch: int = 8
     latent_crop: int = 32
     encode_width: int = 384
