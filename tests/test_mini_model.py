@@ -15,7 +15,9 @@ import pytest
 from bridge.mini import assessment as check
 from bridge.mini import evaluation as ev
 
-pytestmark = pytest.mark.slow
+#: About 25 generations and 9 FluidSynth renders: a minute or two on an idle 2-core machine; the
+#: module-scoped fixtures run inside the first test's time limit, so the limit is generous.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 CLASSES = ("house drums", "piano chords", "bass line")
 SEEDS = (1, 2)
 BPM = 100.0  # off the training grid's centre (125 BPM)
