@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "restyle",
     "tiny_model",
     "fetch_model",
+    "train_mini",
     "demo",
     "control",
     "presets",

@@ -2,13 +2,14 @@
 
 Recipe:
   1. a private JACK server (dummy backend) unless one is running;
-  2. a :class:`~bridge.session.Session` with the tiny model (or ``--model``), riff-bridge as
+  2. a :class:`~bridge.session.Session` with the mini model (or ``--model``), riff-bridge as
      JACK timebase master, OSC on a free loopback port, clips recorded to ``OUT/clips``;
   3. a capture client (a separate JACK client, as a DAW track) records the outputs and the
      public transport position; the transport rolls;
   4. a scripted session over OSC, paced by clips actually played: prompt change, an alpha
      sweep, a tempo change, a preset load;
-  5. a summary table (clips, bar alignment error, gaps, late clips, xruns, real-time factor)
+  5. a summary table (clips, bar alignment error, gaps, late clips, xruns, real-time factor,
+     beat contrast of the recording at the final tempo: :func:`bridge.mini.evaluation.beat_contrast`)
      and ``OUT/session.wav`` + ``OUT/session.png`` (the recording as a spectrogram strip).
 """
 
@@ -25,7 +26,7 @@ from bridge.live.server import PRIVATE_PERIOD, ensure_server
 
 #: (clips played before the step, OSC address, value): the scripted performance.
 SCRIPT: tuple[tuple[int, str, Any], ...] = (
-    (1, "/riff/set/prompt_b", "bright synthwave arpeggio"),
+    (1, "/riff/set/prompt_b", "rock drums with piano chords"),
     (2, "/riff/set/alpha", 0.25),
     (3, "/riff/set/alpha", 0.5),
     (3, "/riff/set/bpm", 100.0),
@@ -53,9 +54,10 @@ class DemoResult:
     tempo_bpm: float
     seconds: float
     sample_rate: int
+    beat_contrast: float = float("nan")
 
 
-def run_demo(out_dir: str | Path, model: str = "tiny", bpm: float = 120.0, bars: int = 2,
+def run_demo(out_dir: str | Path, model: str = "mini", bpm: float = 120.0, bars: int = 2,
              clips: int = DEMO_CLIPS, timeout: float = 240.0, period: int = PRIVATE_PERIOD) -> DemoResult:
     """Run the scripted session; writes into ``out_dir`` and returns the figures. ``period``:
     frames per period of the private JACK server, when one is started."""
@@ -91,8 +93,8 @@ def _session(out: Path, model: str, bpm: float, bars: int) -> tuple[Any, Any]:
     from bridge.session import Session, SessionParts
     from bridge.state import ControlState, StateStore
 
-    store = StateStore(ControlState(prompt_a="dusty lo-fi drums with warm rhodes",
-                                    prompt_b="dusty lo-fi drums with warm rhodes", bpm=bpm, bars=bars,
+    store = StateStore(ControlState(prompt_a="house drums with bass line",
+                                    prompt_b="house drums with bass line", bpm=bpm, bars=bars,
                                     steps=12, seed_image="grid"))
     surfaces = ControlSurfaces(store, presets=PresetStore(out / "presets"), osc_port=0, midi=None,
                                controller=None)
@@ -151,7 +153,26 @@ def _result(metrics: Any, boundaries: Any, capture: Any, seconds: float) -> Demo
     played = capture.audio[max(0, first - capture.first_frame):]
     return DemoResult(metrics.clips_generated, metrics.clips_started, max(errors, default=float("nan")),
                       longest_silence(played), metrics.late_clips, metrics.xruns,
-                      metrics.real_time_factor, metrics.failures, metrics.bpm, seconds, capture.sample_rate)
+                      metrics.real_time_factor, metrics.failures, metrics.bpm, seconds, capture.sample_rate,
+                      final_tempo_contrast(capture))
+
+
+def final_tempo_contrast(capture: Any) -> float:
+    """Beat contrast (:func:`bridge.mini.evaluation.beat_contrast`) of the recording since the
+    transport last changed tempo, at that tempo; NaN when that stretch is under 2 s."""
+    from bridge.mini.evaluation import beat_contrast
+
+    rows = capture.transport
+    rolling = rows[(rows[:, 1] > 0) & (rows[:, 7] > 0)]
+    if len(rolling) == 0:
+        return float("nan")
+    bpm = float(rolling[-1, 7])
+    changed = np.nonzero(np.abs(rolling[:, 7] - bpm) > 1e-6)[0]
+    start_frame = int(rolling[changed[-1] + 1, 0] if len(changed) else rolling[0, 0])
+    audio = capture.audio[max(0, start_frame - capture.first_frame):].mean(axis=1)
+    if len(audio) < 2 * capture.sample_rate:
+        return float("nan")
+    return beat_contrast(audio, bpm, capture.sample_rate)
 
 
 def _write(out: Path, capture: Any) -> None:
@@ -179,6 +200,8 @@ def print_summary(result: DemoResult) -> None:
         ("generation real-time factor", f"{result.real_time_factor:.3f} (seconds per second of audio)"),
         ("generation failures", str(result.failures)),
         ("final tempo", f"{result.tempo_bpm:.2f} BPM"),
+        ("beat contrast at final tempo", f"{result.beat_contrast:.2f} (onset autocorrelation at the beat "
+                                         f"minus its 0.2-1.8 beat mean; noise ~0)"),
         ("session length", f"{result.seconds:.1f} s"),
     ]
     width = max(len(name) for name, _ in rows)

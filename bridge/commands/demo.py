@@ -7,7 +7,7 @@ import argparse
 from bridge.live.server import PRIVATE_PERIOD
 
 NAME = "demo"
-HELP = ("Scripted live session on embedded defaults (tiny model, private JACK server when none runs); "
+HELP = ("Scripted live session on embedded defaults (the shipped mini model, private JACK server when none runs); "
         "writes the recording to --out and prints a summary.")
 #: Largest bar-alignment error (frames) the demo passes with.
 ALIGNMENT_TOLERANCE = 256
@@ -18,7 +18,8 @@ PERIODS = (64, 128, 256, 512, 1024, 2048, 4096)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this command's options."""
     parser.add_argument("--out", default="riff-demo", help="output folder (default ./riff-demo)")
-    parser.add_argument("--model", default="tiny", help="tiny (default), fake, a diffusers folder or hub id")
+    parser.add_argument("--model", default="mini", help="mini (default: the small shipped model), tiny "
+                        "(random weights), fake, a diffusers folder or hub id")
     parser.add_argument("--bpm", type=float, default=120.0, help="starting tempo")
     parser.add_argument("--bars", type=int, default=2, help="loop length in bars")
     parser.add_argument("--clips", type=int, default=9, help="new clips to play before stopping")

@@ -114,7 +114,8 @@ def _message(repo_id: str, cached: Path | None, missing: list[str], hub: str) ->
     return (f"model {repo_id!r} is not available: looked for its configs, tokenizer and weights "
             f"(safetensors or .bin, or a single .safetensors/.ckpt file): {cache}; on the hub: {hub}. "
             f"Fix: {fix_command(repo_id)}; or pass --model PATH (a local folder or checkpoint file); "
-            f"--model tiny runs a small random model")
+            f"--model mini runs riff-bridge-mini, the small model shipped with riff-bridge (trained on "
+            f"synthesized loops); --model tiny a small random one")
 
 
 def first_line(err: BaseException) -> str:

@@ -148,6 +148,10 @@ def locate_model(name: str, progress: bool = False) -> Path:
         from bridge.engine.tiny import ensure_tiny_model
 
         return ensure_tiny_model()
+    if name == "mini":  # issue 17: the trained riff-bridge-mini model shipped in the package
+        from bridge.mini.architecture import shipped_model
+
+        return shipped_model()
     path = Path(name).expanduser()
     if path.exists():
         return path
@@ -158,7 +162,7 @@ def locate_model(name: str, progress: bool = False) -> Path:
     raise ModelUnavailableError(
         f"model {name!r}: no such folder or file; pass --model with a diffusers folder (unet/, vae/, "
         f"text_encoder/, tokenizer/, scheduler/; safetensors or .bin weights), a .safetensors/.ckpt "
-        f"checkpoint, a Hugging Face id, or 'tiny'")
+        f"checkpoint, a Hugging Face id, 'mini' (the small model shipped with riff-bridge) or 'tiny'")
 
 
 def _is_hub_id(name: str) -> bool:

@@ -1,0 +1,85 @@
+"""Benchmark: what the shipped riff-bridge-mini model does musically, through the real engine.
+
+Per caption class, clips for --seeds seeds at --bpm (a tempo off the training grid's centre,
+125 BPM), made as the live session makes them (grid seed image at the tempo, denoising 0.75,
+12 steps), against random latents decoded the same way (VAE and codec). Columns:
+beat autocorrelation of the onset envelope at the beat period (clips, random images); the
+class whose training-average frequency profile is nearest the clips' average; distance of the
+clips to their nearest training image (pooled 8x8, best horizontal shift) against the median
+nearest-neighbour distance between training images. Then the negative prompt "drums" and an
+interpolation "piano chords" -> "house drums" (drum band: darkness above 3 kHz relative to the
+whole image), and the generation real-time factor. Needs the training data (built and cached
+on first use, about 15 minutes).
+
+    .venv/bin/python bench/mini_model.py [--seeds 8] [--bpm 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from bridge.engine.diffusion import DiffusionEngine
+from bridge.mini import assessment as check
+from bridge.mini.dataset import cached_dataset
+from bridge.mini.vocabulary import CLASSES
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--bpm", type=float, default=100.0)
+    parser.add_argument("--model", default="mini")
+    parser.add_argument("--classes", default="", help="comma-separated subset (default: all)")
+    parser.add_argument("--parts", default="table,conditioning",
+                        help="what to run: table, conditioning, or both (comma-separated)")
+    args = parser.parse_args()
+    import torch
+
+    torch.manual_seed(0)
+    engine = DiffusionEngine(args.model, device="cpu")
+    seeds = list(range(1, args.seeds + 1))
+    if "table" in args.parts:
+        table(engine, args, seeds)
+    if "conditioning" in args.parts:
+        conditioning(engine, args, seeds)
+
+
+def table(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[int]) -> None:
+    data = cached_dataset(480, 1)
+    classes = [c for c in args.classes.split(",") if c] or list(CLASSES)
+    started = time.perf_counter()
+    rows = check.class_table(engine, data, classes, seeds, args.bpm)
+    elapsed = time.perf_counter() - started
+    print(f"\nclass table: {len(seeds)} seeds at {args.bpm:g} BPM, 2 bars, 12 steps, grid seed, denoising 0.75")
+    print(f"{'class':<44} {'beat ac':>8} {'random':>8} {'nearest profile':<44} {'own?':>5} "
+          f"{'nearest train':>13} {'typical':>8}")
+    for r in rows:
+        print(f"{r.name:<44} {r.beat_ac:8.3f} {r.random_beat_ac:8.3f} {r.nearest_class:<44} "
+              f"{'yes' if r.nearest_class == r.name else 'NO':>5} {r.nearest_train:13.1f} {r.typical_train:8.1f}")
+    own = sum(r.nearest_class == r.name for r in rows)
+    above = sum(r.beat_ac > r.random_beat_ac + 0.1 for r in rows)
+    novel = sum(r.nearest_train > r.typical_train for r in rows)
+    print(f"summary: beat ac > random + 0.1 in {above}/{len(rows)}; own profile nearest in {own}/{len(rows)}; "
+          f"nearest training image farther than typical in {novel}/{len(rows)}")
+    audio_seconds = len(rows) * len(seeds) * 2 * 4 * 60.0 / args.bpm
+    print(f"class table generation: {elapsed:.1f} s for {audio_seconds:.1f} s of audio "
+          f"(real-time factor {elapsed / audio_seconds:.3f}, measures included)")
+
+
+def conditioning(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[int]) -> None:
+    plain, negated = check.negative_effect(engine, "house drums with bass line", "drums", seeds, args.bpm)
+    print(f"\nnegative prompt 'drums' on 'house drums with bass line': drum band {plain:.3f} -> {negated:.3f} "
+          f"({(negated / plain - 1) * 100:+.0f} %)")
+    alphas = [0.0, 0.25, 0.5, 0.75, 1.0]
+    band = check.interpolation_profile(engine, "piano chords", "house drums", alphas, seeds, args.bpm)
+    steps = np.diff(band)
+    print("interpolation 'piano chords' -> 'house drums', drum band by alpha: "
+          + ", ".join(f"{a:.2f}: {b:.3f}" for a, b in zip(alphas, band))
+          + f" ({'monotonic' if (steps > 0).all() else 'NOT monotonic'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""riff-bridge-mini's parts: composer, captions, tokenizer, data rendering, measures, trainer."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bridge.errors import ModelUnavailableError, ParameterError
+from bridge.mini import evaluation as ev
+from bridge.mini.composer import KICK, LoopSpec, loop_notes
+from bridge.mini.vocabulary import CLASSES, build_tokenizer, sampled_caption, words
+
+
+def test_every_caption_word_is_one_token_and_any_text_tokenizes() -> None:
+    tokenizer = build_tokenizer()
+    for word in words():
+        assert len(tokenizer(word).input_ids) == 3, word  # start, word, end
+    assert len(tokenizer("house drums with bass line").input_ids) == 7
+    assert tokenizer.tokenize("dusty")[-1] == "y</w>"  # unknown words fall back to bytes
+
+
+def test_loop_spec_rejects_bad_values_by_name() -> None:
+    with pytest.raises(ParameterError, match="beats: expected 3 or 4, got 5"):
+        LoopSpec(("rock",), 120.0, beats=5)
+    with pytest.raises(ParameterError, match="parts"):
+        LoopSpec(("tuba",), 120.0)
+    with pytest.raises(ParameterError, match="bpm"):
+        LoopSpec(("rock",), 20.0)
+
+
+@pytest.mark.parametrize("beats", [3, 4])
+def test_house_kick_lands_on_every_beat(beats: int) -> None:
+    spec = LoopSpec(("house",), 125.0, beats=beats, seed=3)
+    kicks = [start for start, _, channel, note, _ in loop_notes(spec, 4.0) if channel == 9 and note == KICK]
+    beat = 60.0 / 125.0
+    assert np.allclose(kicks, np.arange(len(kicks)) * beat)
+    assert len(kicks) == int(4.0 / beat) + 1
+
+
+def test_loops_are_reproducible_and_vary_with_the_seed() -> None:
+    spec = LoopSpec(("piano", "bass"), 97.0, key=5, mood="dark", seed=11)
+    assert loop_notes(spec, 5.0) == loop_notes(spec, 5.0)
+    other = LoopSpec(("piano", "bass"), 97.0, key=5, mood="dark", seed=12)
+    assert loop_notes(spec, 5.0) != loop_notes(other, 5.0)
+
+
+def test_sampled_captions_keep_the_parts_and_sometimes_drop_all() -> None:
+    spec = LoopSpec(("house", "bass"), 128.0, mood="dark")
+    rng = random.Random(0)
+    captions = [sampled_caption("house drums with bass line", spec, rng) for _ in range(400)]
+    assert 0.05 < captions.count("") / 400 < 0.15
+    assert all("drums with bass line" in c for c in captions if c)
+    assert any(c.startswith("drums with bass line") for c in captions)
+
+
+def test_measures_tell_a_beat_from_noise() -> None:
+    rate, bpm = 44100, 100.0
+    rng = np.random.default_rng(0)
+    clicks = rng.normal(0, 0.01, rate * 4).astype(np.float32)
+    for start in range(0, len(clicks) - 2000, round(rate * 60 / bpm)):
+        clicks[start:start + 2000] += rng.normal(0, 0.5, 2000)
+    noise = rng.normal(0, 0.3, rate * 4).astype(np.float32)
+    assert ev.beat_autocorrelation(clicks, bpm) > 0.8
+    assert ev.beat_autocorrelation(noise, bpm) < 0.3
+    assert ev.beat_contrast(clicks, bpm) > 0.5 > abs(ev.beat_contrast(noise, bpm))
+
+
+def test_drum_band_tells_vertical_hits_from_held_notes_and_profile_reads_rows() -> None:
+    hits = np.full((512, 200), 255, np.uint8)
+    hits[:, ::25] = 0  # broadband clicks
+    held = np.full((512, 200), 255, np.uint8)
+    held[100:104] = 0  # one sustained partial
+    assert ev.drum_band(hits) > 0.8 > 0.2 > ev.drum_band(held)
+    assert ev.profile(held)[51] == pytest.approx(0.5) and ev.profile(held)[0] == 0.0  # rows 408-411 from the bottom
+
+
+def test_mini_name_points_at_the_shipped_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from bridge.engine.loader import locate_model
+    from bridge.mini import architecture
+
+    assert locate_model("mini") == architecture.shipped_model_dir()
+    monkeypatch.setattr(architecture, "shipped_model_dir", lambda: tmp_path)
+    with pytest.raises(ModelUnavailableError, match="train-mini"):
+        locate_model("mini")
+
+
+def test_unavailable_real_model_suggests_mini(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bridge.engine.loader import locate_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelUnavailableError, match="--model mini"):
+        locate_model("nobody/no-such-model")
+
+
+@pytest.mark.slow
+def test_rendered_training_loops_are_spectrogram_images_with_their_beat() -> None:
+    from bridge.mini.dataset import RATE, SEGMENT_SECONDS, image_rows, loop_specs, render_batch
+    import tempfile
+
+    pairs = [p for p in loop_specs(16, 1) if p[0] in ("rock drums", "ambient pad")]
+    with tempfile.TemporaryDirectory() as work:
+        clips = render_batch([spec for _, spec in pairs], Path(work))
+    assert all(len(c) == round(SEGMENT_SECONDS * RATE) for c in clips)
+    drums, pad = clips
+    assert ev.beat_autocorrelation(drums, pairs[0][1].bpm) > 0.5
+    image = image_rows(drums)
+    assert image.shape == (512, 601) and image.dtype == np.uint8
+    assert ev.drum_band(image) > 0.5 > 0.3 > ev.drum_band(image_rows(pad))
+
+
+@pytest.mark.slow
+def test_training_resumes_to_the_same_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run stopped after 3 steps and resumed ends with the same weights as one run straight."""
+    import torch
+    from safetensors.torch import load_file
+
+    from bridge.mini.training import TrainConfig, train
+
+    monkeypatch.setenv("RIFF_BRIDGE_CACHE", str(tmp_path / "cache"))
+    small = dict(loops=16, vae_steps=2, vae_batch=1, unet_steps=3, unet_batch=2, encode_width=256,
+                 latent_crop=16, checkpoint_every=100)
+    straight = train(TrainConfig(out=tmp_path / "a", work=tmp_path / "a.work", **small))
+    resumed_config = TrainConfig(out=tmp_path / "b", work=tmp_path / "b.work", **small)
+    assert train(resumed_config, stop_after=3) is None  # both VAE steps and one UNet step
+    resumed = train(resumed_config)
+    assert straight is not None and resumed is not None
+    for part in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
+                 "vae/diffusion_pytorch_model.safetensors"):
+        a, b = load_file(straight / part), load_file(resumed / part)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    from bridge.engine.loader import ModelSpec, load_model
+
+    parts = load_model(ModelSpec(str(resumed), device="cpu"))
+    assert parts.vae_scale_factor == 8 and parts.vae.config.scaling_factor != 0.18215
+
+
+def _capture(audio: np.ndarray, first_bpm: float, last_bpm: float, change_frame: int) -> object:
+    from bridge.capture import Capture
+
+    frames = np.arange(0, len(audio), 1024)
+    rows = [(f, 1, 1, 1, 1, 0, 1920, first_bpm if f < change_frame else last_bpm, 4) for f in frames]
+    return Capture(np.repeat(audio[:, None], 2, axis=1), 0, np.array(rows, dtype=np.float64), 44100)
+
+
+def test_demo_reports_beat_contrast_at_the_final_tempo() -> None:
+    from bridge.demo import final_tempo_contrast
+
+    rate, rng = 44100, np.random.default_rng(1)
+    audio = rng.normal(0, 0.01, rate * 10).astype(np.float32)
+    change = 3 * rate
+    for start in range(change, len(audio) - 2000, round(rate * 0.6)):  # 100 BPM after the change
+        audio[start:start + 2000] += rng.normal(0, 0.5, 2000)
+    assert final_tempo_contrast(_capture(audio, 120.0, 100.0, change)) > 0.5
+    assert final_tempo_contrast(_capture(audio, 120.0, 137.0, change)) < 0.3  # wrong tempo: no peak
+    noise = rng.normal(0, 0.3, rate * 10).astype(np.float32)
+    assert abs(final_tempo_contrast(_capture(noise, 120.0, 100.0, change))) < 0.3
