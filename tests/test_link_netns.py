@@ -89,11 +89,19 @@ def in_force(rows: list[tuple[float, float, float]]) -> list[float]:
     return [error for _, lead, error in rows if 0 < lead <= LEAD_US]
 
 
+def _status_fields(values: list[Any]) -> dict[str, Any]:
+    """A ``/riff/get/status`` reply by field name."""
+    from bridge.control.namespace import STATUS_FIELDS
+
+    return dict(zip([key for key, _, _ in STATUS_FIELDS], values))
+
+
 def test_only_loopback_and_the_peer_is_found(scenario: dict[str, Any]) -> None:
     assert scenario["interfaces"] == ["lo"]
     assert scenario["joined"], "riff-bridge did not join the peer's session at its tempo"
     assert abs(scenario["offset_peer_clock_us"]) < 100  # one host clock for both processes
-    assert scenario["status_osc"][-2:] == ["link", 1]  # /riff/get/status: tempo_source, link_peers
+    fields = _status_fields(scenario["status_osc"])  # /riff/get/status
+    assert (fields["tempo_source"], fields["link_peers"]) == ("link", 1)
     assert scenario["errors"] == 0
 
 
@@ -174,7 +182,9 @@ def start_errors(starts: list[dict[str, Any]], peer_bar_times: list[int],
 def test_serve_joins_the_peer_and_reports_link(serve_scenario: dict[str, Any]) -> None:
     assert serve_scenario["interfaces"] == ["lo"] and serve_scenario["joined"]
     status = serve_scenario["status_osc"]  # /riff/get/status of serve, over UDP
-    assert status[0] == pytest.approx(PEER_BPM, abs=0.01) and status[-2:] == ["link", 1]
+    fields = _status_fields(status)
+    assert status[0] == pytest.approx(PEER_BPM, abs=0.01)
+    assert (fields["tempo_source"], fields["link_peers"]) == ("link", 1)
     assert serve_scenario["metrics"]["tempo_source"] == "link"
     assert serve_scenario["latency_frames"] == 512  # connected to system:playback
 
