@@ -322,6 +322,9 @@ class Core:
             raise CoreError("jack_set_process_callback failed")
         lib.jack_set_xrun_callback(struct.client, ffi.addressof(lib, "rb_jack_xrun"), struct)
         self._client = client
+        # libjack may still call in after a server died under it or while Python exits: the
+        # struct, and every loop it may read, outlive this object (one core per client, ~10 MB).
+        _ATTACHED.append(self)
 
     def take_timebase(self, bpm: float, beats_per_bar: int, beat_type: int, conditional: bool = True) -> bool:
         """Become JACK timebase master with our own tempo (BBT computed in the core); False when
@@ -331,6 +334,10 @@ class Core:
         result = self.lib.jack_set_timebase_callback(self.struct.client, int(conditional),
                                                      self.ffi.addressof(self.lib, "rb_jack_timebase"), self.struct)
         return result == 0
+
+
+#: Cores registered with libjack: kept until the process ends (see :meth:`Core.attach`).
+_ATTACHED: list[Core] = []
 
 
 def _floats(ffi: Any, curve: np.ndarray) -> Any:

@@ -112,6 +112,7 @@ class JackOutput:
         """
         import jack
 
+        _abandon(self.client)
         self.client, self.is_master = None, False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -179,6 +180,21 @@ class JackOutput:
         except Exception as err:
             raise JackOutputError(f"cannot connect {getattr(source, 'name', source)} to "
                                   f"{getattr(destination, 'name', destination)}: {err}") from None
+
+
+#: Clients whose server died: never closed (libjack crashes closing them, also from
+#: JACK-Client's ``__del__``), kept with their handle cleared. A few bytes per server restart.
+_DEAD_CLIENTS: list[Any] = []
+
+
+def _abandon(client: Any) -> None:
+    """Drop a client whose server is gone without calling jack_client_close on it."""
+    if client is None:
+        return
+    import jack
+
+    client._ptr = jack._ffi.NULL
+    _DEAD_CLIENTS.append(client)
 
 
 def _check_constants(jack: Any) -> None:
