@@ -93,15 +93,24 @@ def test_sixty_seconds_of_input_come_back_sample_for_sample_with_their_frames() 
     assert np.mean(steps == BLOCK) > 0.95
     # Cycles missing in between are ones jackd did not run us in; never our own overrun.
     assert causes.get("rb-input Running", 0) == 0, causes
+    # Each block holds one contiguous run of the player's code: the samples of the JACK frame it is
+    # stamped with, or (the dummy driver's frame time stuttering after a late cycle, when two
+    # clients of one cycle can read stamps a block apart) of the block before or after it.
     served = set(player.played[:player.count].tolist())
-    checked = 0
+    checked = exact = 0
     for block in blocks:
-        if block.jack_frame not in served:  # the test's own Python client missed that cycle
-            continue
-        span = np.arange(block.jack_frame, block.jack_frame + BLOCK)
+        if not {block.jack_frame - BLOCK, block.jack_frame, block.jack_frame + BLOCK} & served:
+            continue  # the test's own Python client missed that cycle
+        start = round(float(block.audio[0, 0]) * 65536)
+        shift = (start - block.jack_frame) % 65536
+        shift = shift - 65536 if shift > 32768 else shift
+        span = np.arange(block.jack_frame + shift, block.jack_frame + shift + BLOCK)
+        assert shift in (-BLOCK, 0, BLOCK), (block.jack_frame, shift)
         assert np.array_equal(block.audio[:, 0], code(span, 0)), block.jack_frame
         assert np.array_equal(block.audio[:, 1], code(span, 1)), block.jack_frame
         checked += 1
+        exact += shift == 0
+    assert exact > 0.95 * checked
     print(f"\n{len(blocks)} blocks captured, {checked} checked sample by sample against the player; "
           f"jackd's xrun causes: {causes or 'none'}")
     assert checked > 0.9 * len(blocks)

@@ -55,7 +55,9 @@ def _check_recording(recorder: Recorder, live: LiveEngine, joints: list[int]) ->
     assert longest_silence(played) == 0
     inside = [j - start - 1 for j in joints if start <= j < first + len(audio)]
     at_joints, within = joint_and_inside_jumps(played, inside)
-    assert at_joints <= within, (at_joints, within)
+    # an equal-power fade's gains sum to at most sqrt(2): steps at a joint may grow that much
+    # (tests/test_live_player.py); a click (a hard cut) would be far larger
+    assert at_joints <= np.sqrt(2) * within, (at_joints, within)
 
 
 def test_clips_start_on_the_masters_bar_lines_without_gaps_or_clicks(bridge_name: str) -> None:
