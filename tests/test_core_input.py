@@ -101,8 +101,8 @@ def test_sixty_seconds_of_input_come_back_sample_for_sample_with_their_frames() 
     served = set(player.played[:player.count].tolist())
     checked = exact = 0
     for block in blocks:
-        if not {block.jack_frame - BLOCK, block.jack_frame, block.jack_frame + BLOCK} & served:
-            continue  # the test's own Python client missed that cycle
+        if not block.audio.any() or not {block.jack_frame - BLOCK, block.jack_frame, block.jack_frame + BLOCK} & served:
+            continue  # the test's own Python client missed that cycle (its port held silence)
         start = round(float(block.audio[0, 0]) * 65536)
         shift = (start - block.jack_frame) % 65536
         shift = shift - 65536 if shift > 32768 else shift
