@@ -168,7 +168,8 @@ class TimebaseMaster:
 
 
 class Recorder:
-    """A JACK client recording two audio inputs, indexed by transport frame, into preallocated memory."""
+    """A JACK client recording two audio inputs block by block, stamped with JACK frame time,
+    into preallocated memory (while the transport rolls, or ``always``)."""
 
     def __init__(self, sources: Sequence[str], seconds: float, name: str = "test-recorder",
                  always: bool = False) -> None:
@@ -206,23 +207,20 @@ class Recorder:
         return self
 
     def take(self, block: int) -> tuple[np.ndarray, int]:
-        """(audio of the longest run of contiguous blocks, transport frame of its first sample).
-
-        A block missed on a busy machine (an xrun) splits the recording into runs; each run is
-        gap-free on the transport's frames, so checks on it stay exact.
-        """
-        return self._longest_run(self.block_frames, block)
+        """Like :meth:`take_jack`, on transport frames. Only for a transport that cannot stand
+        still (riff-bridge its own timebase master): a block the transport repeats is split off."""
+        return self._longest(self._runs(self.block_frames, block))
 
     def take_jack(self, block: int) -> tuple[np.ndarray, int]:
-        """Like :meth:`take`, on JACK frame time (runs contiguous in JACK frames)."""
-        return self._longest_run(self.block_jack, block)
+        """(audio of the longest run of blocks contiguous in JACK frames, JACK frame of its first
+        sample). A block missed on a busy machine (an xrun) splits the recording into runs."""
+        return self._longest(self.runs_jack(block))
 
     def runs_jack(self, block: int) -> list[tuple[np.ndarray, int]]:
         """Every gap-free run of the recording on JACK frame time: (audio, first JACK frame)."""
         return self._runs(self.block_jack, block)
 
-    def _longest_run(self, stamps: np.ndarray, block: int) -> tuple[np.ndarray, int]:
-        runs = self._runs(stamps, block)
+    def _longest(self, runs: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int]:
         return max(runs, key=lambda run: len(run[0])) if runs else (self.audio[:0].copy(), 0)
 
     def _runs(self, stamps: np.ndarray, block: int) -> list[tuple[np.ndarray, int]]:

@@ -140,7 +140,7 @@ def test_klick_tempo_map_with_meter_changes_keeps_every_clip_on_its_bar_line(ser
         assert wait_until(lambda: live.core.struct.position.frame > end, 45)
         starts, metrics = list(live.boundaries()), live.metrics()
         inside = _check_starts_heard(starts, book, recorder, live.core.crossfade.frames)
-        audio, _ = recorder.take(BLOCK)
+        audio, _ = recorder.take_jack(BLOCK)
     finally:
         klick.terminate()
         if recorder is not None:

@@ -145,6 +145,70 @@ def test_relocation_is_reported_and_the_next_line_follows_the_new_position() -> 
     assert lines[0].frame == 0 and abs(lines[2].frame - 3 * 88200) <= 1
 
 
+class StallingTransport(OfflineTransport):
+    """A rolling master whose frame stands still for one block at ``stall`` while JACK's clock
+    runs on, publishing beside the old frame the BBT of the next block (JACK2 with a late
+    timebase master)."""
+
+    def __init__(self, tempo: Tempo, stall: int) -> None:
+        super().__init__(RATE, tempo)
+        self.stall, self.seen = stall, 0
+
+    def query(self) -> tuple[int, Any]:
+        state, pos = super().query()
+        if self.frame == self.stall and self.seen == 2:  # the repeated frame
+            self.timebase.fill(pos, self.frame + BLOCK)  # type: ignore[union-attr]
+            pos.frame = self.frame
+        return state, pos
+
+    def advance(self, frames: int) -> None:
+        self.seen += self.frame == self.stall
+        if self.seen != 1:
+            super().advance(frames)
+
+
+def test_a_transport_that_stands_still_for_a_block_restarts_on_its_own_grid() -> None:
+    stall = 400 * BLOCK  # inside bar 1 (88200 frames a bar)
+    output = _output(StallingTransport(Tempo(120), stall))
+    reports = []
+    for _ in range(402):
+        output.run(1)
+        pos = output.core.struct.position  # type: ignore[union-attr]
+        reports.append((int(pos.frame), bool(pos.relocated), int(pos.into)))
+    assert reports[399] == (stall - BLOCK, False, stall - BLOCK - 88200)
+    assert reports[400] == (stall, False, stall - 88200)
+    # the repeated frame is a jump back of one block, placed by the grid (not the stray BBT)
+    assert reports[401] == (stall, True, stall - 88200)
+    output.run(88200 // BLOCK)
+    lines = output.core.drain_bar_lines()  # type: ignore[union-attr]
+    assert [line.bar for line in lines] == [0, 1, 2] and lines[2].frame == 2 * 88200
+
+
+class StaleTransport(OfflineTransport):
+    """A rolling master that publishes, in the block at ``at``, the BBT of the block before
+    beside the new frame (JACK2 with a late timebase master)."""
+
+    def __init__(self, tempo: Tempo, at: int) -> None:
+        super().__init__(RATE, tempo)
+        self.at = at
+
+    def query(self) -> tuple[int, Any]:
+        state, pos = super().query()
+        if self.frame == self.at:
+            self.timebase.fill(pos, self.frame - BLOCK)  # type: ignore[union-attr]
+            pos.frame = self.frame
+        return state, pos
+
+
+def test_a_stale_bbt_for_one_block_leaves_the_bar_line_in_it_exact() -> None:
+    at = 88200 // BLOCK * BLOCK  # the block that holds bar 1's line
+    output = _output(StaleTransport(Tempo(120), at))
+    output.run(2 * 88200 // BLOCK + 1)
+    lines = output.core.drain_bar_lines()  # type: ignore[union-attr]
+    assert [(line.bar, line.frame) for line in lines] == [(0, 0), (1, 88200), (2, 176400)]
+    assert output.core.struct.position.relocated == 0  # type: ignore[union-attr]
+
+
 def test_own_clock_changes_tempo_only_on_a_bar_line() -> None:
     output = _output(OfflineTransport(RATE), 120.0)  # rolling, no timebase master: our own clock
     lines = _lines(output, 100000 // BLOCK)

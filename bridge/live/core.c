@@ -56,6 +56,7 @@ void rb_init(rb_core *core, int32_t sample_rate, double own_frames_per_bar, cons
     core->gain = core->gain_target = 1.0f;
     core->own.frames_per_bar = core->own.requested = own_frames_per_bar;
     core->grid.expected_frame = -1;
+    core->grid.last_frame = -1;
     core->midi_clock.ticks_per_bar = 96;
     core->midi_clock.bar_offset = -1;
     core->midi_clock.lined = -1;
@@ -272,6 +273,7 @@ static void grid_update(rb_grid *g, rb_position *out, int64_t frame, int32_t fra
     else if (bar_start < grid_start_of(g, bar))
         g->anchor_frame -= grid_start_of(g, bar) - bar_start;
     g->expected_frame = frame + frames;
+    g->last_frame = frame;
     int64_t line = rb_round(grid_start_of(g, g->next_bar)) - frame;
     out->frames_per_bar = g->frames_per_bar;
     if (line < frames) {
@@ -533,6 +535,35 @@ static int bbt_usable(const jack_position_t *pos)
            && pos->beats_per_bar > 0 && pos->beat >= 1;
 }
 
+/* The bar lines of the grid in force, placed on `frame` (a jump when it is not the expected one). */
+static void grid_follow_itself(rb_grid *g, rb_position *out, int32_t frames, int64_t frame)
+{
+    int64_t bar = g->anchor_bar + rb_floor(((double)frame - g->anchor_frame) / g->frames_per_bar);
+    grid_update(g, out, frame, frames, bar, grid_start_of(g, bar), g->frames_per_bar, 1.0);
+}
+
+/* A late timebase master on a busy machine leaves JACK2's transport a block out of step for a
+ * block: the frame stands still while JACK's clock runs on (with the BBT of the old or the next
+ * block beside it), or the frame moves on beside the BBT of the block before. Such a block's
+ * BBT is not trusted: the grid in force places it. A repeated frame is a jump back of one block
+ * (a crossfaded restart inside the bar, like any locate); a stale BBT changes nothing. Only
+ * one block in a row is put down to lateness: a master that keeps its new phase is followed. */
+static int bbt_out_of_step(rb_grid *g, int64_t frame, int64_t bar, double bar_start, double fpb,
+                           double tolerance)
+{
+    if (g->frames_per_bar <= 0 || g->last_frame < 0 || g->out_of_step) {
+        g->out_of_step = 0;
+        return 0;
+    }
+    int64_t step = frame - g->last_frame;
+    int stalled = step == 0;
+    int stale = frame == g->expected_frame && fpb == g->frames_per_bar
+                && rb_abs(grid_start_of(g, bar) - (bar_start - (double)step)) <= tolerance
+                && rb_abs(grid_start_of(g, bar) - bar_start) > tolerance;
+    g->out_of_step = stalled || stale;
+    return g->out_of_step;
+}
+
 static void follow_transport(rb_core *core, int32_t frames, int32_t state, const jack_position_t *pos)
 {
     rb_position *out = &core->position;
@@ -543,14 +574,19 @@ static void follow_transport(rb_core *core, int32_t frames, int32_t state, const
     core->transport_beat_type = pos->beat_type;
     position_clear(out, pos->frame, RB_SOURCE_TRANSPORT);
     out->rolling = state == TRANSPORT_ROLLING;
-    if (!out->rolling)
+    if (!out->rolling) {
+        core->grid.last_frame = -1;
         return;
+    }
     double frames_per_beat = 60.0 * core->sample_rate / pos->beats_per_minute;
     double into = ((pos->beat - 1) + pos->tick / pos->ticks_per_beat) * frames_per_beat;
     if (pos->valid & JackBBTFrameOffset)
         into += pos->bbt_offset;
-    grid_update(&core->grid, out, pos->frame, frames, pos->bar - 1, pos->frame - into,
-                frames_per_beat * pos->beats_per_bar, 2.0 * frames_per_beat / pos->ticks_per_beat + 2.0);
+    double fpb = frames_per_beat * pos->beats_per_bar, tolerance = 2.0 * frames_per_beat / pos->ticks_per_beat + 2.0;
+    if (bbt_out_of_step(&core->grid, pos->frame, pos->bar - 1, pos->frame - into, fpb, tolerance))
+        grid_follow_itself(&core->grid, out, frames, pos->frame);
+    else
+        grid_update(&core->grid, out, pos->frame, frames, pos->bar - 1, pos->frame - into, fpb, tolerance);
 }
 
 /* The timebase master left while the transport rolls: keep its last grid (tempo and meter). */
@@ -561,8 +597,7 @@ static void hold_transport(rb_core *core, int32_t frames, int64_t frame)
     core->transport_held = 1;
     position_clear(out, frame, RB_SOURCE_TRANSPORT);
     out->rolling = 1;
-    int64_t bar = g->anchor_bar + rb_floor(((double)frame - g->anchor_frame) / g->frames_per_bar);
-    grid_update(g, out, frame, frames, bar, grid_start_of(g, bar), g->frames_per_bar, 1.0);
+    grid_follow_itself(g, out, frames, frame);
 }
 
 static void follow_own(rb_core *core, int32_t frames, int64_t frame, int rolling)

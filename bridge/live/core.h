@@ -126,7 +126,8 @@ typedef struct {
 } rb_position;
 
 typedef struct {
-    int64_t anchor_bar, next_bar, expected_frame;
+    int64_t anchor_bar, next_bar, expected_frame, last_frame;
+    int32_t out_of_step;    /* the last block's BBT was put down to a late master */
     double anchor_frame, frames_per_bar;
 } rb_grid;
 
