@@ -188,9 +188,6 @@ def test_jack_midi_clock_drives_the_grid(server: JackServer) -> None:
     assert metrics.tempo_source == "midi" and abs(metrics.quarter_bpm - bpm) < 0.3
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "failed once on a fresh clone (no located start logged within 50 ms of the second locate; not "
-    "yet understood); the same rule passes offline in tests/test_core_parity.py"))
 def test_start_and_locate_inside_a_bar_are_heard_at_once_at_the_right_offset(server: JackServer) -> None:
     live = _live("rb-locate", bars=2, bpm=100.0)
     live.output.timebase_master = True  # type: ignore[attr-defined]
@@ -206,7 +203,8 @@ def test_start_and_locate_inside_a_bar_are_heard_at_once_at_the_right_offset(ser
         assert wait_until(lambda: len(live.boundaries()) >= 1, 5)
         time.sleep(2.0)
         _transport("locate", round(6.25 * per_bar))
-        assert wait_until(lambda: len(live.boundaries()) >= 3, 10)
+        # the start after the locate (a bar-line start before it may come first on a busy machine)
+        assert wait_until(lambda: any(s.frame >= round(6.25 * per_bar) for s in live.boundaries()), 10)
         starts = list(live.boundaries())
         inside = _check_starts_heard(starts, book, recorder, live.core.crossfade.frames)
     finally:
