@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator
 
@@ -24,23 +23,8 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def jack_server() -> Iterator["object"]:
-    """A private jackd (dummy backend, 44.1 kHz, 256 frames) for the whole session.
+    """A private jackd (dummy backend, 44.1 kHz, 256 frames) for the whole session, selected
+    through JACK_DEFAULT_SERVER so jack.Client picks it up."""
+    from live_fixtures import private_server
 
-    Sets JACK_DEFAULT_SERVER for this process so jack.Client picks it up.
-    """
-    from bridge.live.server import JackServer, JackServerError
-
-    server = JackServer(sample_rate=44100, period=256)
-    try:
-        server.start()
-    except JackServerError as err:
-        pytest.skip(str(err))
-    old = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-    os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")
-    yield server
-    server.stop()
-    for key, value in old.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    yield from private_server(44100, 256)

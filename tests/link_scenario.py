@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 PEER_BPM, CHANGED_BPM, OSC_BPM = 97.0, 131.0, 88.5
@@ -201,11 +201,13 @@ def run(out: dict[str, Any]) -> None:
         out["jack_xruns"] = server.xrun_causes()
 
 
-def main() -> int:
+def main(scenario: Callable[[dict[str, Any]], None]) -> int:
+    """Run ``scenario`` and print what it recorded as one JSON line (with ``exception`` when it
+    failed part way: the test shows it)."""
     out: dict[str, Any] = {}
     try:
-        run(out)
-    except Exception as err:  # report what happened so far; the test shows it
+        scenario(out)
+    except Exception as err:
         import traceback
 
         out["exception"] = "".join(traceback.format_exception(err))
@@ -214,4 +216,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(run))

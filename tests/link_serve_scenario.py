@@ -18,14 +18,14 @@ prints them as one JSON object (last stdout line); the test checks.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 import time
 from typing import Any
 
-from link_scenario import CHANGED_BPM, OSC_BPM, PEER_BPM, CycleLog, Peer, osc_set, osc_status, sleep_to_mid_bar, wait
+from link_scenario import (CHANGED_BPM, OSC_BPM, PEER_BPM, CycleLog, Peer, main, osc_set, osc_status,
+                           sleep_to_mid_bar, wait)
 
 
 def serve_args(presets: str) -> Any:
@@ -115,17 +115,5 @@ def phases(out: dict[str, Any], session: Any, link: Any, peer: Peer, clock: Any)
     out["metrics"] = session.live.metrics().as_dict()
 
 
-def main() -> int:
-    out: dict[str, Any] = {}
-    try:
-        run(out)
-    except Exception as err:  # report what happened so far; the test shows it
-        import traceback
-
-        out["exception"] = "".join(traceback.format_exception(err))
-    print(json.dumps(out))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(run))

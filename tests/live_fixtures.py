@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+import pytest
 
 from bridge.capture import longest_silence  # noqa: F401 - re-exported for the tests
 from bridge.engine.clip import Clip
@@ -21,6 +22,23 @@ RATE = 44100
 
 
 # -- synthetic material ---------------------------------------------------------------------
+
+def private_server(sample_rate: int = RATE, period: int = 256) -> Iterator[Any]:
+    """A private jackd (dummy backend), selected for this process and its children while the
+    generator is suspended; skips the test when jackd cannot start. For fixtures."""
+    from bridge.live.server import JackServer, JackServerError, selected
+
+    server = JackServer(sample_rate=sample_rate, period=period)
+    try:
+        server.start()
+    except JackServerError as err:
+        pytest.skip(str(err))
+    try:
+        with selected(server):
+            yield server
+    finally:
+        server.stop()
+
 
 def tone_clip(frames: int, freq: float = 220.0, rate: int = RATE, phase: float = 0.0) -> Clip:
     """A stereo clip of a slowly beating two-tone chord (never digital silence)."""

@@ -22,12 +22,7 @@ pytest.importorskip("link", reason="LinkPython-extern (riff-bridge[link]) not in
 
 from link_scenario import CHANGED_BPM, OSC_BPM, PEER_BPM  # noqa: E402
 
-# Opt-in (RIFF_BRIDGE_NETNS=1): in the full suite, the jackd these scenarios start inside their
-# PID namespace broke the other tests' JACK servers (shm registry), so `make test` leaves them out
-# until that is fixed; they pass on their own (see README, Live coding).
-pytestmark = [pytest.mark.jack, pytest.mark.slow, pytest.mark.netns,
-              pytest.mark.skipif(os.environ.get("RIFF_BRIDGE_NETNS") != "1",
-                                 reason="opt-in: RIFF_BRIDGE_NETNS=1 (private network namespaces with jackd)")]
+pytestmark = [pytest.mark.jack, pytest.mark.slow, pytest.mark.netns]
 
 HERE = Path(__file__).resolve().parent
 #: A grid's next bar line, heard, against the peer's bar line (microseconds), for the grids
@@ -37,7 +32,11 @@ HERE = Path(__file__).resolve().parent
 #: up to ~0.2 ms measured at a load average of 18 on 2 cores (the dummy driver wakes late).
 GRID_TOLERANCE_US = 1000.0
 LEAD_US = 100_000
-NETNS = "ip link set lo up && ip route add 224.0.0.0/4 dev lo && exec \"$0\" \"$1\""
+#: Inside the namespaces: a /dev/shm of their own (jackd keeps its registry, segments and
+#: sockets there, and at start reclaims entries whose owner PID it cannot see: from inside a
+#: PID namespace that would be every other test's server), loopback up, multicast routed to it.
+NETNS = ("mount -t tmpfs tmpfs /dev/shm && ip link set lo up && ip route add 224.0.0.0/4 dev lo "
+         "&& exec \"$0\" \"$1\"")
 
 
 def run_in_netns(script: Path, timeout: float = 120.0) -> dict[str, Any]:
@@ -46,8 +45,9 @@ def run_in_netns(script: Path, timeout: float = 120.0) -> dict[str, Any]:
     if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
         pytest.skip("needs root, unshare and ip for a private network namespace")
     # --pid --fork: when the scenario ends (or crashes), everything it started (jackd, the
-    # peer) goes with it.
-    command = ["unshare", "--net", "--pid", "--fork", "sh", "-c", NETNS, sys.executable, str(script)]
+    # peer) goes with it; --mount --ipc: its jackd shares no shared memory with other servers.
+    command = ["unshare", "--net", "--pid", "--fork", "--mount", "--ipc", "sh", "-c", NETNS,
+               sys.executable, str(script)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -145,68 +145,82 @@ def test_relocation_is_reported_and_the_next_line_follows_the_new_position() -> 
     assert lines[0].frame == 0 and abs(lines[2].frame - 3 * 88200) <= 1
 
 
-class StallingTransport(OfflineTransport):
-    """A rolling master whose frame stands still for one block at ``stall`` while JACK's clock
-    runs on, publishing beside the old frame the BBT of the next block (JACK2 with a late
-    timebase master)."""
+class LateMasterTransport(OfflineTransport):
+    """A rolling master whose published position is out of step with JACK's clock in some
+    blocks, as JACK2 publishes it when the timebase master is late: ``script`` maps a block's
+    index to the (frame, BBT frame) published in it, as offsets from where the block really is."""
 
-    def __init__(self, tempo: Tempo, stall: int) -> None:
+    def __init__(self, tempo: Tempo, script: dict[int, tuple[int, int]]) -> None:
         super().__init__(RATE, tempo)
-        self.stall, self.seen = stall, 0
+        self.script, self.block = script, 0
 
     def query(self) -> tuple[int, Any]:
         state, pos = super().query()
-        if self.frame == self.stall and self.seen == 2:  # the repeated frame
-            self.timebase.fill(pos, self.frame + BLOCK)  # type: ignore[union-attr]
-            pos.frame = self.frame
+        frame_offset, bbt_offset = self.script.get(self.block, (0, 0))
+        self.timebase.fill(pos, self.frame + bbt_offset)  # type: ignore[union-attr]
+        pos.frame = self.frame + frame_offset
         return state, pos
 
     def advance(self, frames: int) -> None:
-        self.seen += self.frame == self.stall
-        if self.seen != 1:
-            super().advance(frames)
+        super().advance(frames)
+        self.block += 1
 
 
-def test_a_transport_that_stands_still_for_a_block_restarts_on_its_own_grid() -> None:
-    stall = 400 * BLOCK  # inside bar 1 (88200 frames a bar)
-    output = _output(StallingTransport(Tempo(120), stall))
+def _reports(output: OfflineOutput, blocks: int) -> list[tuple[int, bool, int]]:
+    """(frame placed at, relocated, frames into the bar) of each block."""
     reports = []
-    for _ in range(402):
+    for _ in range(blocks):
         output.run(1)
         pos = output.core.struct.position  # type: ignore[union-attr]
         reports.append((int(pos.frame), bool(pos.relocated), int(pos.into)))
-    assert reports[399] == (stall - BLOCK, False, stall - BLOCK - 88200)
-    assert reports[400] == (stall, False, stall - 88200)
-    # the repeated frame is a jump back of one block, placed by the grid (not the stray BBT)
-    assert reports[401] == (stall, True, stall - 88200)
+    return reports
+
+
+def test_a_transport_that_stands_still_and_stays_behind_is_followed_like_a_locate() -> None:
+    # from block 401 on, the published frame stays one block behind JACK's clock
+    script = {k: (-BLOCK, -BLOCK) for k in range(401, 800)}
+    script[401] = (-BLOCK, 0)  # the stand-still block shows the BBT of the block it should be
+    output = _output(LateMasterTransport(Tempo(120), script))
+    reports = _reports(output, 404)
+    at = 401 * BLOCK  # inside bar 1 (88200 frames a bar)
+    # two blocks are held on the grid where the transport should have been ...
+    assert reports[400:403] == [(at - BLOCK, False, at - BLOCK - 88200), (at, False, at - 88200),
+                                (at + BLOCK, False, at + BLOCK - 88200)]
+    # ... then the transport is followed where it stays: a jump back of one block (placed by
+    # the master's BBT again: its ticks floor the position, within a tick)
+    frame, relocated, into = reports[403]
+    assert (frame, relocated) == (at + BLOCK, True) and abs(into - (at + BLOCK - 88200)) <= 22050 / 1920
     output.run(88200 // BLOCK)
     lines = output.core.drain_bar_lines()  # type: ignore[union-attr]
-    assert [line.bar for line in lines] == [0, 1, 2] and lines[2].frame == 2 * 88200
+    assert [(line.bar, line.frame) for line in lines] == [(0, 0), (1, 88200), (2, 176400)]
 
 
-class StaleTransport(OfflineTransport):
-    """A rolling master that publishes, in the block at ``at``, the BBT of the block before
-    beside the new frame (JACK2 with a late timebase master)."""
-
-    def __init__(self, tempo: Tempo, at: int) -> None:
-        super().__init__(RATE, tempo)
-        self.at = at
-
-    def query(self) -> tuple[int, Any]:
-        state, pos = super().query()
-        if self.frame == self.at:
-            self.timebase.fill(pos, self.frame - BLOCK)  # type: ignore[union-attr]
-            pos.frame = self.frame
-        return state, pos
+def test_a_stand_still_that_catches_up_with_a_stale_bbt_is_not_heard() -> None:
+    block = 88200 // BLOCK  # the block that holds bar 1's line
+    script = {block: (-BLOCK, -BLOCK), block + 1: (0, -BLOCK)}
+    output = _output(LateMasterTransport(Tempo(120), script))
+    reports = _reports(output, 2 * 88200 // BLOCK + 1)
+    assert not any(relocated for _, relocated, _ in reports[1:])  # (the first block starts the grid)
+    assert [frame for frame, _, _ in reports] == [k * BLOCK for k in range(len(reports))]
+    lines = output.core.drain_bar_lines()  # type: ignore[union-attr]
+    assert [(line.bar, line.frame) for line in lines] == [(0, 0), (1, 88200), (2, 176400)]
 
 
 def test_a_stale_bbt_for_one_block_leaves_the_bar_line_in_it_exact() -> None:
-    at = 88200 // BLOCK * BLOCK  # the block that holds bar 1's line
-    output = _output(StaleTransport(Tempo(120), at))
+    block = 88200 // BLOCK
+    output = _output(LateMasterTransport(Tempo(120), {block: (0, -BLOCK)}))
     output.run(2 * 88200 // BLOCK + 1)
     lines = output.core.drain_bar_lines()  # type: ignore[union-attr]
     assert [(line.bar, line.frame) for line in lines] == [(0, 0), (1, 88200), (2, 176400)]
     assert output.core.struct.position.relocated == 0  # type: ignore[union-attr]
+
+
+def test_a_master_that_really_moves_its_bar_lines_by_a_few_frames_is_followed() -> None:
+    shift = 100  # from block 400 on, every bar line 100 frames later (continuous frames)
+    output = _output(LateMasterTransport(Tempo(120), {k: (0, -shift) for k in range(400, 1000)}))
+    output.run(3 * 88200 // BLOCK)
+    lines = output.core.drain_bar_lines()  # type: ignore[union-attr]
+    assert [(line.bar, line.frame) for line in lines] == [(0, 0), (1, 88200), (2, 176400 + shift)]
 
 
 def test_own_clock_changes_tempo_only_on_a_bar_line() -> None:

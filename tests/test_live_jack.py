@@ -6,7 +6,9 @@ map chosen by the test, a recorder of riff-bridge's outputs, and a MIDI clock se
 
 from __future__ import annotations
 
+import contextlib
 import time
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -43,6 +45,20 @@ def _stop_transport() -> None:
     time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def _mastered(live: LiveEngine, bpm: float) -> Iterator[tuple[LiveEngine, TimebaseMaster, Recorder]]:
+    """``live`` started; once its first clip is made, a recorder of its outputs and a timebase
+    master at ``bpm`` that rolls the transport from 0. All stopped and closed afterwards."""
+    with contextlib.ExitStack() as stack:
+        stack.callback(live.start().stop)
+        live.wait_for(lambda m: m.clips_generated >= 1, 60)
+        recorder = Recorder([f"{live.output.name}:out_L", f"{live.output.name}:out_R"], 20.0).start()
+        stack.callback(recorder.close)
+        master = TimebaseMaster(bpm).start()
+        stack.callback(master.close)
+        yield live, master, recorder
+
+
 def _check_recording(recorder: Recorder, live: LiveEngine) -> None:
     """No gap after the first loop start; joint steps no larger than steps inside clips.
 
@@ -70,20 +86,10 @@ def _check_recording(recorder: Recorder, live: LiveEngine) -> None:
 
 def test_clips_start_on_the_masters_bar_lines_without_gaps_or_clicks(bridge_name: str) -> None:
     _stop_transport()
-    live = _live(bridge_name).start()
-    master = recorder = None
-    try:
-        live.wait_for(lambda m: m.clips_generated >= 1, 60)
-        recorder = Recorder([f"{bridge_name}:out_L", f"{bridge_name}:out_R"], 20.0).start()
-        master = TimebaseMaster(137.0).start()
+    with _mastered(_live(bridge_name), 137.0) as (live, master, recorder):
         time.sleep(8.0)
         starts, metrics = live.boundaries(), live.metrics()
         _check_recording(recorder, live)
-    finally:
-        for peer in (master, recorder):
-            if peer is not None:
-                peer.close()
-        live.stop()
     per_bar = 44100 * 60 / 137.0 * 4
     assert len(starts) >= 5 and sum(s.new for s in starts) >= 3
     for start in starts:
@@ -93,23 +99,13 @@ def test_clips_start_on_the_masters_bar_lines_without_gaps_or_clicks(bridge_name
 
 def test_tempo_change_moves_later_boundaries_to_the_new_grid(bridge_name: str) -> None:
     _stop_transport()
-    live = _live(bridge_name, bars=2, bpm=160.0).start()
-    master = recorder = None
-    try:
-        live.wait_for(lambda m: m.clips_generated >= 1, 60)
-        recorder = Recorder([f"{bridge_name}:out_L", f"{bridge_name}:out_R"], 20.0).start()
-        master = TimebaseMaster(160.0).start()
+    with _mastered(_live(bridge_name, bars=2, bpm=160.0), 160.0) as (live, master, recorder):
         assert wait_until(lambda: master.transport_frame() > 44100, 5)
         change_bar = master.map.bar_at(master.transport_frame()) + 2
         change = master.map.change_at_bar(change_bar, 200.0)
         assert wait_until(lambda: master.transport_frame() > change + 6 * 52920, 20)
         starts, metrics = live.boundaries(), live.metrics()
         _check_recording(recorder, live)
-    finally:
-        for peer in (master, recorder):
-            if peer is not None:
-                peer.close()
-        live.stop()
     before = [s for s in starts if s.frame < change]
     after = [s for s in starts if s.frame >= change]
     assert all(abs(s.frame - s.into - s.bar * 66150) < BLOCK for s in before), before

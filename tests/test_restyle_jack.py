@@ -164,24 +164,10 @@ if not os.environ.get("RIFF_BRIDGE_RESTYLE_E2E"):
 def server() -> Iterator[Any]:
     """A private jackd at 1024 frames (as demo and soak run): on a 2-core machine under load,
     256-frame periods make the dummy driver itself wake late and skip cycles."""
-    import os
+    from bridge.live.server import PRIVATE_PERIOD
+    from live_fixtures import private_server
 
-    from bridge.live.server import PRIVATE_PERIOD, JackServer, JackServerError
-
-    jackd = JackServer(sample_rate=RATE, period=PRIVATE_PERIOD)
-    try:
-        jackd.start()
-    except JackServerError as err:
-        pytest.skip(str(err))
-    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-    os.environ.update(JACK_DEFAULT_SERVER=jackd.name, JACK_NO_START_SERVER="1")
-    yield jackd
-    jackd.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    yield from private_server(RATE, PRIVATE_PERIOD)
 
 
 @pytest.fixture(scope="module")

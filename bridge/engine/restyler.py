@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bridge.audio.channels import stereo
 from bridge.engine.request import GenerationRequest
 from bridge.engine.seedaudio import SeedAudio
 from bridge.errors import ParameterError
@@ -68,14 +69,14 @@ class Restyler:
     def restyle(self, audio: np.ndarray, sample_rate: int,
                 progress: Callable[[Chunk, Any], None] | None = None) -> tuple[np.ndarray, list[Chunk]]:
         """``(frames, 2)`` float32 restyled audio of exactly ``len(audio)`` frames, and its chunks."""
-        source = _stereo(audio)
+        source = stereo(audio)
         fade = Crossfade.for_rate(sample_rate, self.crossfade_ms)
         out = np.zeros_like(source)
         chunks = self.chunks(len(source), sample_rate)
         previous: np.ndarray | None = None
         for chunk in chunks:
             clip = self._generate(source, chunk, sample_rate)
-            restyled = _stereo(clip.audio)[: chunk.full]
+            restyled = stereo(clip.audio)[: chunk.full]
             out[chunk.start:chunk.stop] = restyled[: chunk.stop - chunk.start]
             if previous is not None:
                 _join(out, chunk.start, previous, fade)
@@ -102,13 +103,3 @@ def _join(out: np.ndarray, start: int, previous: np.ndarray, fade: Crossfade) ->
     segment = out[start:start + count]
     segment *= fade.fade_in[:count, None]
     segment += tail * fade.fade_out[:count, None]
-
-
-def _stereo(audio: np.ndarray) -> np.ndarray:
-    """``(frames, 2)`` float32 (mono doubled, extra channels dropped)."""
-    array = np.asarray(audio, dtype=np.float32)
-    if array.ndim == 1:
-        array = array[:, None]
-    if array.shape[1] == 1:
-        array = np.repeat(array, 2, axis=1)
-    return np.ascontiguousarray(array[:, :2])

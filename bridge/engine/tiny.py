@@ -82,11 +82,22 @@ def write_tiny_model(folder: Path | str) -> Path:
     The folder is written under a temporary name and renamed into place, so a reader never
     sees half a model; an existing complete model at ``folder`` is replaced.
     """
-    folder = Path(folder)
+    return save_pipeline(build_tiny_pipeline(), Path(folder))
+
+
+def save_pipeline(pipe: Any, folder: Path, keep_notes: bool = False) -> Path:
+    """Save ``pipe`` to ``folder`` (diffusers layout, safetensors) under a temporary name, then
+    rename it into place: a reader never sees half a model; a model already there is replaced.
+    ``keep_notes``: carry over the old folder's notes (its ``*.md`` and ``*.json`` files other
+    than ``model_index.json``, e.g. a model card and training figures)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        build_tiny_pipeline().save_pretrained(str(staging), safe_serialization=True)
+        pipe.save_pretrained(str(staging), safe_serialization=True)
+        notes = [p for p in folder.iterdir() if p.suffix in (".md", ".json") and p.name != "model_index.json"] \
+            if keep_notes and folder.is_dir() else []
+        for note in notes:
+            shutil.copy2(note, staging / note.name)
         if folder.exists():
             shutil.rmtree(folder)
         staging.rename(folder)

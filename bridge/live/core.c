@@ -542,26 +542,38 @@ static void grid_follow_itself(rb_grid *g, rb_position *out, int32_t frames, int
     grid_update(g, out, frame, frames, bar, grid_start_of(g, bar), g->frames_per_bar, 1.0);
 }
 
-/* A late timebase master on a busy machine leaves JACK2's transport a block out of step for a
- * block: the frame stands still while JACK's clock runs on (with the BBT of the old or the next
- * block beside it), or the frame moves on beside the BBT of the block before. Such a block's
- * BBT is not trusted: the grid in force places it. A repeated frame is a jump back of one block
- * (a crossfaded restart inside the bar, like any locate); a stale BBT changes nothing. Only
- * one block in a row is put down to lateness: a master that keeps its new phase is followed. */
-static int bbt_out_of_step(rb_grid *g, int64_t frame, int64_t bar, double bar_start, double fpb,
+/* A late timebase master on a busy machine leaves JACK2's transport out of step with JACK's
+ * clock for a block or two: the frame stands still for a block (then stays a block behind, or
+ * catches up with a skip), and the BBT beside a frame may be a block or two old. Such blocks
+ * are not trusted: a frame within one block of where the last one led (`expected_frame`) is
+ * taken to be there, and a BBT that matches the grid a block or two back changes nothing; the grid
+ * in force places the block. So a stand-still that catches up is inaudible, and one that stays
+ * behind is followed like a locate (a crossfaded jump back of one block) once it is seen to
+ * persist. At most RB_OUT_OF_STEP blocks in a row are put down to lateness: a master that
+ * really moves is followed after that. Returns the frame the block is placed at, or -1 when
+ * the block's own frame and BBT are used. */
+static int64_t out_of_step(rb_grid *g, int64_t frame, int64_t bar, double bar_start, double fpb,
                            double tolerance)
 {
-    if (g->frames_per_bar <= 0 || g->last_frame < 0 || g->out_of_step) {
+    if (g->frames_per_bar <= 0 || g->last_frame < 0 || g->out_of_step >= RB_OUT_OF_STEP) {
         g->out_of_step = 0;
-        return 0;
+        return -1;
     }
-    int64_t step = frame - g->last_frame;
-    int stalled = step == 0;
-    int stale = frame == g->expected_frame && fpb == g->frames_per_bar
-                && rb_abs(grid_start_of(g, bar) - (bar_start - (double)step)) <= tolerance
-                && rb_abs(grid_start_of(g, bar) - bar_start) > tolerance;
-    g->out_of_step = stalled || stale;
-    return g->out_of_step;
+    int64_t slip = frame - g->expected_frame, step = frame - g->last_frame;
+    int slipped = slip != 0 && rb_abs((double)slip) <= (double)(g->expected_frame - g->last_frame);
+    int stale = 0;
+    if (slip == 0 && fpb == g->frames_per_bar && rb_abs(grid_start_of(g, bar) - bar_start) > tolerance) {
+        double behind = (bar_start - grid_start_of(g, bar)) / (double)step; /* in blocks */
+        int64_t blocks = rb_round(behind);
+        stale = blocks >= 1 && blocks <= RB_OUT_OF_STEP
+                && rb_abs(bar_start - (double)(blocks * step) - grid_start_of(g, bar)) <= tolerance;
+    }
+    if (!slipped && !stale) {
+        g->out_of_step = 0;
+        return -1;
+    }
+    g->out_of_step++;
+    return g->expected_frame;
 }
 
 static void follow_transport(rb_core *core, int32_t frames, int32_t state, const jack_position_t *pos)
@@ -583,10 +595,13 @@ static void follow_transport(rb_core *core, int32_t frames, int32_t state, const
     if (pos->valid & JackBBTFrameOffset)
         into += pos->bbt_offset;
     double fpb = frames_per_beat * pos->beats_per_bar, tolerance = 2.0 * frames_per_beat / pos->ticks_per_beat + 2.0;
-    if (bbt_out_of_step(&core->grid, pos->frame, pos->bar - 1, pos->frame - into, fpb, tolerance))
-        grid_follow_itself(&core->grid, out, frames, pos->frame);
-    else
+    int64_t placed = out_of_step(&core->grid, pos->frame, pos->bar - 1, pos->frame - into, fpb, tolerance);
+    if (placed >= 0) {
+        out->frame = placed;
+        grid_follow_itself(&core->grid, out, frames, placed);
+    } else {
         grid_update(&core->grid, out, pos->frame, frames, pos->bar - 1, pos->frame - into, fpb, tolerance);
+    }
 }
 
 /* The timebase master left while the transport rolls: keep its last grid (tempo and meter). */

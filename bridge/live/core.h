@@ -46,6 +46,7 @@
 #define RB_FIT_TICKS 96            /* ticks in the tempo fit (four beats) */
 #define RB_FIT_MIN 12              /* ticks a new run needs before its fit replaces an estimate */
 #define RB_SLACK_FRAMES 64         /* a loop bar may run this far past its end before a bar line */
+#define RB_OUT_OF_STEP 2           /* blocks in a row a transport may be out of step with JACK's clock */
 #define RB_RESYNC_FRAMES 16        /* a cursor further than this from its bar line is moved there */
 
 enum rb_source { RB_SOURCE_NONE, RB_SOURCE_TRANSPORT, RB_SOURCE_MIDI, RB_SOURCE_EXTERNAL, RB_SOURCE_OWN };
@@ -127,7 +128,7 @@ typedef struct {
 
 typedef struct {
     int64_t anchor_bar, next_bar, expected_frame, last_frame;
-    int32_t out_of_step;    /* the last block's BBT was put down to a late master */
+    int32_t out_of_step;    /* blocks in a row put down to a late timebase master */
     double anchor_frame, frames_per_bar;
 } rb_grid;
 

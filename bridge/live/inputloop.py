@@ -31,6 +31,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from bridge.audio.channels import stereo
 from bridge.errors import BridgeError
 
 try:  # the native core's types, once it is built (bridge/live/core.py)
@@ -242,7 +243,7 @@ class InputRecorder:
         """Take what the core captured since the last call (oldest first)."""
         with self._lock:
             for block in blocks:
-                audio = _stereo(block.audio)
+                audio = stereo(block.audio)
                 self._ring.write(int(block.jack_frame), audio)
                 self.meter.add(audio)
                 self.blocks += 1
@@ -300,13 +301,3 @@ def _check_stretch(start: BarLine, end: BarLine, bars: int) -> None:
     if frames <= 0 or abs(frames - expected) > 0.25 * expected:
         raise InputUnavailable(f"bars {start.bar}..{end.bar} were not played in one stretch "
                                f"({frames} frames, about {expected:.0f} expected)")
-
-
-def _stereo(audio: np.ndarray) -> np.ndarray:
-    """``(n, 2)`` float32 from ``(n, 2)``, ``(n, 1)`` or ``(n,)`` samples."""
-    array = np.asarray(audio, dtype=np.float32)
-    if array.ndim == 1:
-        array = array[:, None]
-    if array.shape[1] == 1:
-        array = np.repeat(array, 2, axis=1)
-    return array[:, :2]

@@ -164,11 +164,13 @@ class FrameRate:
     pin the rate to a fraction of a ppm. Anchors are kept every ``RATE_BASELINE_S`` for
     ``RATE_WINDOW_S`` (a sliding baseline that follows a drifting clock); the oldest gives
     the rate. Before a baseline exists, or when the frame counter jumped (a new server), the
-    cycle's span is used and the anchors start again.
+    cycle's span is used and the anchors start again; once a baseline has given a rate, a span
+    more than 1 % from it (the dummy driver waking late) gives way to that rate.
     """
 
     def __init__(self) -> None:
         self._anchors: list[CycleTimes] = []
+        self._good: float | None = None
 
     def update(self, cycle: CycleTimes) -> float:
         """The rate (frames per microsecond) given the newest cycle."""
@@ -180,12 +182,17 @@ class FrameRate:
             anchors.pop(0)
         elapsed = cycle.usecs - anchors[0].usecs
         if elapsed < RATE_BASELINE_S * 1e6:
-            return span_rate
+            return self._span(span_rate)
         rate = ((cycle.frames - anchors[0].frames) % 2**32) / elapsed
         if abs(rate / span_rate - 1.0) > 0.01:  # the counter jumped: start again
             self._anchors = [cycle]
-            return span_rate
+            return self._span(span_rate)
+        self._good = rate
         return rate
+
+    def _span(self, span_rate: float) -> float:
+        good = self._good
+        return good if good is not None and abs(span_rate / good - 1.0) > 0.01 else span_rate
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bridge.audio.channels import stereo
 from bridge.engine.clip import Clip
 from bridge.errors import ParameterError, check_int
 
@@ -62,7 +63,7 @@ class Loop:
     def from_clip(cls, clip: Clip, bars: int, tempo: LoopTempo, serial: int, tail: int,
                   version: int = 0, request: object = None) -> "Loop":
         """Wrap ``clip`` (its whole length is the loop) with a reflected tail of ``tail`` frames."""
-        audio = _stereo(clip.audio)
+        audio = np.ascontiguousarray(stereo(clip.audio).T)
         return cls(_with_tail(audio, tail), audio.shape[1], bars, tempo, serial, version, clip,
                    request if request is not None else clip.request)
 
@@ -78,16 +79,6 @@ class Loop:
     def seconds(self) -> float:
         """Length of the loop (without tail) in seconds."""
         return self.frames / self.tempo.sample_rate
-
-
-def _stereo(audio: np.ndarray) -> np.ndarray:
-    """``(2, frames)`` float32 from ``(frames, channels)``: mono doubled, extra channels dropped."""
-    frames = np.asarray(audio, dtype=np.float32)
-    if frames.ndim == 1:
-        frames = frames[:, None]
-    if frames.shape[1] == 1:
-        frames = np.repeat(frames, 2, axis=1)
-    return np.ascontiguousarray(frames[:, :2].T)
 
 
 def _with_tail(audio: np.ndarray, tail: int) -> np.ndarray:

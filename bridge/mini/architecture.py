@@ -66,32 +66,17 @@ def build_parts(seed: int) -> dict[str, Any]:
 
 
 def save_model(parts: dict[str, Any], folder: Path) -> Path:
-    """Write ``parts`` as a diffusers folder (safetensors), staged and renamed into place."""
-    import shutil
-    import tempfile
-
+    """Write ``parts`` as a diffusers folder (safetensors), staged and renamed into place; the
+    notes of a model already there (model card, training figures) are kept."""
     from diffusers import StableDiffusionPipeline
 
-    from bridge.engine.tiny import _scheduler
+    from bridge.engine.tiny import _scheduler, save_pipeline
 
     pipe = StableDiffusionPipeline(
         vae=parts["vae"], unet=parts["unet"], text_encoder=parts["text_encoder"],
         tokenizer=parts["tokenizer"], scheduler=_scheduler(), safety_checker=None,
         feature_extractor=None, requires_safety_checker=False)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        pipe.save_pretrained(str(staging), safe_serialization=True)
-        keep = [p for p in folder.iterdir() if p.suffix in (".md", ".json") and p.name != "model_index.json"] \
-            if folder.is_dir() else []
-        for extra in keep:
-            shutil.copy2(extra, staging / extra.name)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    return save_pipeline(pipe, folder, keep_notes=True)
 
 
 def shipped_model_dir() -> Path:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import json
 import logging
 import threading
@@ -30,6 +29,7 @@ from importlib import resources
 from typing import Any, Callable
 
 from bridge.errors import BridgeError
+from bridge.remote.access import is_loopback
 from bridge.web.commands import run_command
 from bridge.web.hub import Client, LiveHub
 from bridge.web.oscquery import ATTRIBUTES, HostAddresses, find_node, host_info, namespace_tree
@@ -41,16 +41,6 @@ DEFAULT_PORT = 9080
 STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
 COOKIE = "riff_token"
 MAX_MESSAGE = 64 * 1024
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
