@@ -227,12 +227,16 @@ class Recorder:
     def take(self, block: int) -> tuple[np.ndarray, int]:
         """Like :meth:`take_jack`, on transport frames. Only for a transport that cannot stand
         still (riff-bridge its own timebase master): a block the transport repeats is split off."""
-        return self._longest(self._runs(self.block_frames, block))
+        return self._longest(self.runs(block))
 
     def take_jack(self, block: int) -> tuple[np.ndarray, int]:
         """(audio of the longest run of blocks contiguous in JACK frames, JACK frame of its first
         sample). A block missed on a busy machine (an xrun) splits the recording into runs."""
         return self._longest(self.runs_jack(block))
+
+    def runs(self, block: int) -> list[tuple[np.ndarray, int]]:
+        """Like :meth:`runs_jack`, on transport frames (see :meth:`take`)."""
+        return self._runs(self.block_frames, block)
 
     def runs_jack(self, block: int) -> list[tuple[np.ndarray, int]]:
         """Every gap-free run of the recording on JACK frame time: (audio, first JACK frame)."""

@@ -118,10 +118,12 @@ def test_selector_skips_silent_loops_and_reports_why() -> None:
     assert seed.key == recorder.loop(4, 2).key and seed.audio.shape == (2 * 22050, 2)
     assert selector.choose(4, 2) is seed  # the same loop is not cut again
     assert selector.choose(9, 2) is None and selector.status().state == "waiting"
-    selector.observe(seed, 5)
-    assert selector.status().latency_loops == 0
+    selector.observe(seed, 5)  # one bar after its end (the first clip, from silence): within a loop
+    assert selector.status().latency_loops == 1
     selector.observe(seed, 6)
     assert selector.status().latency_loops == 1
+    selector.observe(seed, 8)
+    assert selector.status().latency_loops == 2
 
 
 # -- the worker's planning with source = input --------------------------------------------

@@ -13,7 +13,8 @@ that boundary, or None, with the reason kept in :meth:`InputSelector.status`:
 
 The clip made from a loop that ended on bar E starts on a later loop boundary S; the
 latency ``(S - E) / bars`` is 1 when generation takes less than a loop (the clip plays in
-the loop right after the one during which it was made) and 2 when it takes longer.
+the loop right after the one during which it was made) and 2 when it takes longer. The first
+clip from silence starts on the next bar line after its input loop: less than a loop, shown as 1.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class InputSelector:
         end = self._ends.get(seed.key)
         bars = int(seed.key.rsplit("/", 1)[1]) if "/" in seed.key else 0
         if end is not None and bars > 0:
-            latency = max(0, (loop_start_bar - end) // bars)
+            latency = max(0, -(-(loop_start_bar - end) // bars))  # whole loops, rounded up
             if latency != self._status.latency_loops:
                 self._status = replace(self._status, latency_loops=latency)
 
