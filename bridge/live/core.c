@@ -548,14 +548,14 @@ static void grid_follow_itself(rb_grid *g, rb_position *out, int32_t frames, int
  * are not trusted: a frame within one block of where the last one led (`expected_frame`) is
  * taken to be there, and a BBT that matches the grid a block or two back changes nothing; the grid
  * in force places the block. So a stand-still that catches up is inaudible, and one that stays
- * behind is followed like a locate (a crossfaded jump back of one block) once it is seen to
- * persist. At most RB_OUT_OF_STEP blocks in a row are put down to lateness: a master that
- * really moves is followed after that. Returns the frame the block is placed at, or -1 when
- * the block's own frame and BBT are used. */
+ * behind is followed like a locate (a crossfaded jump back of one block, placed by the grid in
+ * force) once it has lasted RB_OUT_OF_STEP blocks; a BBT that keeps a new phase that long is
+ * followed as the master's new grid. Returns the frame the grid in force places the block at,
+ * or -1 when the block's own frame and BBT are used. */
 static int64_t out_of_step(rb_grid *g, int64_t frame, int64_t bar, double bar_start, double fpb,
                            double tolerance)
 {
-    if (g->frames_per_bar <= 0 || g->last_frame < 0 || g->out_of_step >= RB_OUT_OF_STEP) {
+    if (g->frames_per_bar <= 0 || g->last_frame < 0) {
         g->out_of_step = 0;
         return -1;
     }
@@ -571,6 +571,13 @@ static int64_t out_of_step(rb_grid *g, int64_t frame, int64_t bar, double bar_st
     if (!slipped && !stale) {
         g->out_of_step = 0;
         return -1;
+    }
+    if (g->out_of_step >= RB_OUT_OF_STEP) {
+        /* it lasts: a transport that stays behind (or ahead) keeps the master's bar lines on its
+         * own frames, so the grid in force places the reported frame (a jump, not a new grid);
+         * a BBT that keeps its new phase is the master's new grid */
+        g->out_of_step = 0;
+        return slipped ? frame : -1;
     }
     g->out_of_step++;
     return g->expected_frame;
