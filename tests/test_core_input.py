@@ -70,6 +70,19 @@ class Collector:
             self.blocks.extend(blocks)
 
 
+def _run_shift(samples: np.ndarray, channel: int, jack_frame: int) -> int:
+    """How many frames from ``jack_frame`` the run of :func:`code` in ``samples`` starts (a
+    whole number of blocks, nearest 0); fails unless ``samples`` are such a run, exactly."""
+    inverse = pow(1 + 6 * channel, -1, 65536)  # the code's step is odd: invertible mod 2**16
+    start = round(float(samples[0]) * 65536) * inverse % 65536
+    shift = (start - jack_frame) % 65536
+    shift = shift - 65536 if shift > 32768 else shift
+    span = np.arange(jack_frame + shift, jack_frame + shift + BLOCK)
+    assert shift % BLOCK == 0, (jack_frame, channel, shift)
+    assert np.array_equal(samples, code(span, channel)), (jack_frame, channel)
+    return shift
+
+
 def test_sixty_seconds_of_input_come_back_sample_for_sample_with_their_frames() -> None:
     collector = Collector()
     store = StateStore(ControlState(bpm=120.0, bars=1, steps=5))
@@ -103,15 +116,11 @@ def test_sixty_seconds_of_input_come_back_sample_for_sample_with_their_frames() 
     for block in blocks:
         if not block.audio.any() or not {block.jack_frame - BLOCK, block.jack_frame, block.jack_frame + BLOCK} & served:
             continue  # the test's own Python client missed that cycle (its port held silence)
-        start = round(float(block.audio[0, 0]) * 65536)
-        shift = (start - block.jack_frame) % 65536
-        shift = shift - 65536 if shift > 32768 else shift
-        span = np.arange(block.jack_frame + shift, block.jack_frame + shift + BLOCK)
-        assert shift % BLOCK == 0, (block.jack_frame, shift)
-        assert np.array_equal(block.audio[:, 0], code(span, 0)), block.jack_frame
-        assert np.array_equal(block.audio[:, 1], code(span, 1)), block.jack_frame
+        # each channel on its own: a late Python player may have written its two ports in
+        # different cycles (one port still holds the cycle before's samples)
+        shifts = [_run_shift(block.audio[:, channel], channel, block.jack_frame) for channel in (0, 1)]
         checked += 1
-        exact += shift == 0
+        exact += shifts == [0, 0]
     assert exact > 0.95 * checked
     print(f"\n{len(blocks)} blocks captured, {checked} checked sample by sample against the player; "
           f"jackd's xrun causes: {causes or 'none'}")
