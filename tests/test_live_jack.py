@@ -115,11 +115,6 @@ def test_tempo_change_moves_later_boundaries_to_the_new_grid(bridge_name: str) -
     assert metrics.bpm == 200.0 and metrics.refits >= 1
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 12 open: on a fresh clone a bar started 2 ticks late (tick 194, not 192). The test's "
-    "Python clock sender, when late, writes the ticks it owes at offset 0 of one block: a burst. "
-    "The core takes the gap before a burst as lost ticks and then counts the burst's ticks too. "
-    "Real C senders (tests/test_hosts.py, jack_midi_clock) pass; burst-tolerant counting is to do."))
 def test_midi_clock_at_a_tempo_gives_bars_of_that_length(bridge_name: str) -> None:
     _stop_transport()
     live = _live(bridge_name).start()

@@ -342,10 +342,14 @@ static void clock_fit(rb_midi_clock *m)
 static void clock_new_run(rb_midi_clock *m)
 {
     m->run_start = m->seen;
+    m->owed = 0;
 }
 
 /* Ticks this one stands for: 1, or more when ticks were lost. A gap that is not close to a whole
- * number of periods is a tempo change, not a loss: a new run starts at the previous tick. */
+ * number of periods is a tempo change, not a loss: a new run starts at the previous tick. A tick
+ * less than half a period after the one before is never a tempo change: a sender that ran late
+ * sends what it owes in a burst. It is one of the ticks just counted as lost (0: counted
+ * already), or else a tick of its own. */
 static int64_t clock_advance(rb_midi_clock *m, int64_t frame, int32_t rate)
 {
     if (m->seen == m->run_start)
@@ -358,9 +362,19 @@ static int64_t clock_advance(rb_midi_clock *m, int64_t frame, int32_t rate)
     if (m->frames_per_tick <= 0)
         return 1;
     double ratio = (double)gap / m->frames_per_tick;
+    if (ratio < 0.5) {
+        if (m->owed > 0) {
+            m->owed--;
+            return 0;
+        }
+        return 1;
+    }
     int64_t whole = rb_round(ratio);
-    if (whole >= 1 && whole <= 8 && rb_abs(ratio - (double)whole) <= 0.35)
+    if (whole >= 1 && whole <= 8 && rb_abs(ratio - (double)whole) <= 0.35) {
+        m->owed = whole - 1;
         return whole;
+    }
+    m->owed = 0;
     m->run_start = m->seen - 1;
     m->frames_per_tick = (double)gap;
     return 1;
@@ -370,6 +384,8 @@ static void clock_tick(rb_midi_clock *m, int32_t offset, int64_t frame, int32_t 
 {
     int64_t advance = clock_advance(m, frame, rate);
     m->lost += advance - 1;
+    if (advance == 0)
+        return; /* counted already, when it was found missing; kept out of the fit */
     m->index += advance;
     m->tick_index[m->seen % RB_TICKS] = m->index;
     m->tick_frame[m->seen % RB_TICKS] = frame;

@@ -144,6 +144,7 @@ typedef struct {
     int64_t bar;
     int64_t seen;           /* ticks received */
     int64_t lost;           /* ticks found missing and counted in */
+    int64_t owed;           /* of those, ticks that may still come late, in a burst */
     int64_t run_start;      /* first entry of the current run of steady ticks */
     int64_t tick_index[RB_TICKS];
     int64_t tick_frame[RB_TICKS];
