@@ -214,6 +214,20 @@ def test_a_stale_bbt_for_one_block_leaves_the_bar_line_in_it_exact() -> None:
     assert output.core.struct.position.relocated == 0  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("late", [3, 6, 40])
+def test_a_frozen_bbt_from_a_master_late_for_several_blocks_is_not_heard(late: int) -> None:
+    # the master misses `late` cycles around bar 1's line: JACK moves the frame on and keeps the
+    # BBT it last published, which falls one more block behind each block
+    first = 88200 // BLOCK - 2
+    script = {first + k: (0, -(k + 1) * BLOCK) for k in range(late)}
+    output = _output(LateMasterTransport(Tempo(120), script))
+    reports = _reports(output, 2 * 88200 // BLOCK + 1)
+    assert not any(relocated for _, relocated, _ in reports[1:])
+    assert [(frame, into) for frame, _, into in reports] == [(k * BLOCK, k * BLOCK % 88200) for k in range(len(reports))]
+    lines = output.core.drain_bar_lines()  # type: ignore[union-attr]
+    assert [(line.bar, line.frame) for line in lines] == [(0, 0), (1, 88200), (2, 176400)]
+
+
 def test_a_master_that_really_moves_its_bar_lines_by_a_few_frames_is_followed() -> None:
     shift = 100  # from block 400 on, every bar line 100 frames later (continuous frames)
     output = _output(LateMasterTransport(Tempo(120), {k: (0, -shift) for k in range(400, 1000)}))

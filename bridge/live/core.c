@@ -559,43 +559,50 @@ static void grid_follow_itself(rb_grid *g, rb_position *out, int32_t frames, int
 }
 
 /* A late timebase master on a busy machine leaves JACK2's transport out of step with JACK's
- * clock for a block or two: the frame stands still for a block (then stays a block behind, or
- * catches up with a skip), and the BBT beside a frame may be a block or two old. Such blocks
- * are not trusted: a frame within one block of where the last one led (`expected_frame`) is
- * taken to be there, and a BBT that matches the grid a block or two back changes nothing; the grid
- * in force places the block. So a stand-still that catches up is inaudible, and one that stays
- * behind is followed like a locate (a crossfaded jump back of one block, placed by the grid in
- * force) once it has lasted RB_OUT_OF_STEP blocks; a BBT that keeps a new phase that long is
- * followed as the master's new grid. Returns the frame the grid in force places the block at,
- * or -1 when the block's own frame and BBT are used. */
+ * clock for a block or more: the frame stands still for a block (then stays a block behind, or
+ * catches up with a skip), and the BBT beside a frame may be a block or two old. A master that
+ * misses cycles leaves its last BBT frozen while JACK moves the frame on, so that BBT falls one
+ * more block behind each block, for as long as the master is late. Such blocks are not trusted:
+ * a frame within one block of where the last one led (`expected_frame`) is taken to be there,
+ * and a BBT that matches the grid a block or two back, or a frozen one, changes nothing; the
+ * grid in force places the block. So a stand-still or a freeze that catches up is inaudible,
+ * and a frame that stays behind is followed like a locate (a crossfaded jump back of one block,
+ * placed by the grid in force) once it has lasted RB_OUT_OF_STEP blocks; a BBT that keeps a
+ * new phase that long (not falling further behind) is followed as the master's new grid.
+ * Returns the frame the grid in force places the block at, or -1 when the block's own frame
+ * and BBT are used. */
 static int64_t out_of_step(rb_grid *g, int64_t frame, int64_t bar, double bar_start, double fpb,
                            double tolerance)
 {
     if (g->frames_per_bar <= 0 || g->last_frame < 0) {
         g->out_of_step = 0;
+        g->behind = 0;
         return -1;
     }
-    int64_t slip = frame - g->expected_frame, step = frame - g->last_frame;
+    int64_t slip = frame - g->expected_frame, step = frame - g->last_frame, blocks = 0;
     int slipped = slip != 0 && rb_abs((double)slip) <= (double)(g->expected_frame - g->last_frame);
-    int stale = 0;
-    if (slip == 0 && fpb == g->frames_per_bar && rb_abs(grid_start_of(g, bar) - bar_start) > tolerance) {
-        double behind = (bar_start - grid_start_of(g, bar)) / (double)step; /* in blocks */
-        int64_t blocks = rb_round(behind);
-        stale = blocks >= 1 && blocks <= RB_OUT_OF_STEP
-                && rb_abs(bar_start - (double)(blocks * step) - grid_start_of(g, bar)) <= tolerance;
+    int stale = 0, frozen = 0;
+    if (slip == 0 && step > 0 && fpb == g->frames_per_bar && rb_abs(grid_start_of(g, bar) - bar_start) > tolerance) {
+        blocks = rb_round((bar_start - grid_start_of(g, bar)) / (double)step);
+        int matches = blocks >= 1 && rb_abs(bar_start - (double)(blocks * step) - grid_start_of(g, bar)) <= tolerance;
+        frozen = matches && blocks == (int64_t)g->behind + 1;
+        stale = matches && (blocks <= RB_OUT_OF_STEP || frozen);
     }
+    g->behind = stale ? (int32_t)rb_min(blocks, INT32_MAX - 1) : 0;
     if (!slipped && !stale) {
         g->out_of_step = 0;
         return -1;
     }
-    if (g->out_of_step >= RB_OUT_OF_STEP) {
+    if (g->out_of_step >= RB_OUT_OF_STEP && !frozen) {
         /* it lasts: a transport that stays behind (or ahead) keeps the master's bar lines on its
          * own frames, so the grid in force places the reported frame (a jump, not a new grid);
          * a BBT that keeps its new phase is the master's new grid */
         g->out_of_step = 0;
+        g->behind = 0;
         return slipped ? frame : -1;
     }
-    g->out_of_step++;
+    if (g->out_of_step < RB_OUT_OF_STEP)
+        g->out_of_step++;
     return g->expected_frame;
 }
 

@@ -129,6 +129,7 @@ typedef struct {
 typedef struct {
     int64_t anchor_bar, next_bar, expected_frame, last_frame;
     int32_t out_of_step;    /* blocks in a row put down to a late timebase master */
+    int32_t behind;         /* blocks the last block's stale BBT was behind (0: it was not) */
     double anchor_frame, frames_per_bar;
 } rb_grid;
 
