@@ -306,6 +306,23 @@ class ClockSender:
         self.client.close()
 
 
+class LoopBook:
+    """Every loop offered to a live engine's core, by (serial, version): what a start must sound
+    like, and the request it was made from."""
+
+    def __init__(self, live: Any) -> None:
+        self.loops: dict[tuple[int, int], Any] = {
+            (loop.serial, loop.version): loop for loop in list(live.core._loops.values())}  # offered so far
+        send = live.core.send
+
+        def recording_send(kind: str, loop: Any = None, **values: Any) -> None:
+            if loop is not None:
+                self.loops[(loop.serial, loop.version)] = loop
+            send(kind, loop, **values)
+
+        live.core.send = recording_send  # type: ignore[method-assign]
+
+
 def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
     """Poll ``condition`` until true or ``timeout`` seconds pass; returns its last value."""
     import time

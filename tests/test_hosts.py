@@ -26,7 +26,7 @@ from bridge.live.engine import LiveEngine, LiveOptions
 from bridge.live.jackoutput import JackOutput
 from bridge.live.server import JackServer, selected
 from bridge.state import ControlState, StateStore
-from live_fixtures import Recorder, longest_silence, wait_until
+from live_fixtures import LoopBook, Recorder, longest_silence, wait_until
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
@@ -60,22 +60,6 @@ def _program(server: JackServer, *command: str) -> subprocess.Popen[bytes]:
     if shutil.which(command[0]) is None:
         pytest.skip(f"{command[0]} is not installed (scripts/setup.sh installs it)")
     return subprocess.Popen(list(command), env=server.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-class LoopBook:
-    """Every loop offered to the core, by (serial, version): what a start must sound like."""
-
-    def __init__(self, live: LiveEngine) -> None:
-        self.loops: dict[tuple[int, int], Any] = {
-            (loop.serial, loop.version): loop for loop in list(live.core._loops.values())}  # offered so far
-        send = live.core.send
-
-        def recording_send(kind: str, loop: Any = None, **values: Any) -> None:
-            if loop is not None:
-                self.loops[(loop.serial, loop.version)] = loop
-            send(kind, loop, **values)
-
-        live.core.send = recording_send  # type: ignore[method-assign]
 
 
 def heard_start(audio: np.ndarray, first: int, loop: Any, jack_frame: int, fade: int, offset: int = 0) -> int | None:

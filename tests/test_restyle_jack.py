@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from live_fixtures import Recorder
+from live_fixtures import LoopBook, Recorder
 
 pytestmark = pytest.mark.jack
 
@@ -129,6 +129,7 @@ class Run:
     first: int
     starts: tuple
     requests: list
+    book: Any = None  # every loop offered to the core, with the request it was made from
     phases: list[int] = field(default_factory=list)
     skipped_replies: list = field(default_factory=list)
     status_silent: tuple = ()
@@ -203,13 +204,14 @@ def run(server: Any, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
     drums = recorder = None
     try:
         session.start()
+        book = LoopBook(session.live)
         drums = DrumPlayer(sequence, [f"{name}:in_L", f"{name}:in_R"]).start()
         recorder = Recorder([f"{name}:out_L", f"{name}:out_R"], 3 * PHASE_SECONDS + 60).start()
         peer = OscPeer(parts.surfaces.osc.address)
         peer.send("/riff/ping")
         peer.expect("/riff/pong")
-        result = Run(sequence, np.zeros(0), 0, (), engine.requests, seeds=seeds.folder, seconds=engine.seconds)
-        _play(session, drums, peer, result, engine)
+        result = Run(sequence, np.zeros(0), 0, (), engine.requests, book, seeds=seeds.folder, seconds=engine.seconds)
+        _play(session, drums, peer, result)
         result.audio, result.first = recorder.take(server.period)
         result.runs = recorder.runs(server.period)
         result.starts = session.live.boundaries()
@@ -232,7 +234,7 @@ def run(server: Any, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
         child.close()
 
 
-def _play(session: Any, drums: DrumPlayer, peer: Any, result: Run, engine: "FinishedClips") -> None:
+def _play(session: Any, drums: DrumPlayer, peer: Any, result: Run) -> None:
     """Phase 1 (denoising 0, with a capture) until two of its clips started on a loop boundary,
     phase 2 (0.3) likewise, phase 3 (silence) for three loops. Generation here may take several
     loops on a loaded machine, so phases end on events, each within PHASE_SECONDS."""
@@ -246,8 +248,8 @@ def _play(session: Any, drums: DrumPlayer, peer: Any, result: Run, engine: "Fini
             time.sleep(0.05)
 
     def started(denoising: float) -> int:
-        return sum(1 for s in session.live.boundaries() if s.new and not s.into and 1 <= s.serial <= len(engine.requests)
-                   and engine.requests[s.serial - 1].denoising == pytest.approx(denoising))
+        return sum(1 for s in session.live.boundaries() if s.new and not s.into
+                   and _request(result, s).denoising == pytest.approx(denoising))
 
     result.phases.append(loop_now() * LOOP)
     tick_until(lambda: started(0.0) >= 1)
@@ -274,16 +276,20 @@ def _play(session: Any, drums: DrumPlayer, peer: Any, result: Run, engine: "Fini
             result.skipped_replies.append(message.args)
 
 
+def _request(result: Run, start: Any) -> Any:
+    """The request the clip of ``start`` was made from (the loop the core was offered)."""
+    return result.book.loops[(start.serial, start.version)].request
+
+
 def _played(result: Run, lo: int, hi: int) -> list[tuple[int, Any, int]]:
     """New clips that started on a bar line in transport frames [lo, hi): (frame, request,
-    transport frame where its input loop started). Clip serial N is the engine's Nth finished
-    clip. Input keys hold JACK frames; the transport started rolling with us, so the offset
-    between the two clocks is read from the clip starts."""
+    transport frame where its input loop started). Input keys hold JACK frames; the transport
+    started rolling with us, so the offset between the two clocks is read from the clip starts."""
     played = []
     for start in result.starts:
-        if not start.new or start.into or not lo <= start.frame < hi or not 1 <= start.serial <= len(result.requests):
+        if not start.new or start.into or not lo <= start.frame < hi:
             continue
-        request = result.requests[start.serial - 1]
+        request = _request(result, start)
         input_start = int(request.seed_audio.key.split("@")[1].split("+")[0]) - (start.jack_frame - start.frame)
         bars = (start.frame - input_start) / (LOOP / BARS)
         assert abs(bars - round(bars)) * LOOP / BARS < BLOCK, (start, request.seed_audio.key)  # on its bars
@@ -317,7 +323,7 @@ def test_denoising_zero_plays_each_input_loop_back_with_its_onsets_one_loop_late
         latency = round((frame - input_start - LOOP) / LOOP, 2)  # loops from the input's end to the clip's start
         report.append((frame // LOOP, latency, len(offsets), float(np.abs(offsets).max() * 1000)))
         # the first clip, from silence, starts on the first bar line after it is made
-        first = request is run.requests[0]
+        first = request is run.book.loops[min(run.book.loops)].request
         assert (0 < latency if first else min(allowed) <= latency) and latency <= max(allowed), \
             (report, allowed, run.seconds)
         assert len(offsets) >= 4 and np.abs(offsets).max() <= 0.010, report
