@@ -162,12 +162,6 @@ def start_tolerance_us(scenario: dict[str, Any]) -> float:
     return scenario["block"] / 44100 * 1e6 + GRID_TOLERANCE_US
 
 
-SERVE_FLAKE = pytest.mark.xfail(strict=False, reason=(
-    "issue 16 open: once in five runs on this machine the serve scenario's 5-bar follow phase "
-    "logged clip starts on only 1 of the peer's bar lines (and the later phases failed with it); "
-    "not yet understood"))
-
-
 @pytest.fixture(scope="module")
 def serve_scenario() -> dict[str, Any]:
     return run_in_netns(HERE / "link_serve_scenario.py", timeout=240)
@@ -175,19 +169,30 @@ def serve_scenario() -> dict[str, Any]:
 
 def start_errors(starts: list[dict[str, Any]], peer_bar_times: list[int],
                  scenario: dict[str, Any]) -> list[tuple[float, float]]:
-    """Per clip start: (the peer's bar line nearest to when the start's bar line was heard,
-    heard minus that line), microseconds. A start inside a bar (``into`` frames: a locate
-    after an xrun) is checked through the bar line it counts from."""
+    """Per clip start on a bar line: (the peer's bar line nearest to when the start was heard,
+    heard minus that line), microseconds."""
     times = sorted(peer_bar_times)
     rows = []
-    for start in starts:
-        heard = heard_usecs(start["jack_frame"] - start["into"], scenario["latency_frames"], scenario["cycles"])
+    for start in on_bar_lines(starts):
+        heard = heard_usecs(start["jack_frame"], scenario["latency_frames"], scenario["cycles"])
         if heard is None:
             continue
         i = bisect.bisect_left(times, heard)
         nearest = min(times[max(0, i - 1):i + 1], key=lambda t: abs(t - heard))
         rows.append((nearest, heard - nearest))
     return rows
+
+
+def on_bar_lines(starts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The clip starts on a bar line; the others resume a loop inside a bar after an xrun (JACK's
+    frame clock jumped: the core resynchronises to the grid), checked by :func:`check_resumes`."""
+    return [start for start in starts if start["into"] == 0]
+
+
+def check_resumes(starts: list[dict[str, Any]], scenario: dict[str, Any]) -> None:
+    """A loop resumes inside a bar only after an xrun of ours: no more resumptions than xruns."""
+    resumes = len(starts) - len(on_bar_lines(starts))
+    assert resumes <= scenario["metrics"]["xruns"], (resumes, scenario["metrics"]["xruns"], starts)
 
 
 def test_serve_joins_the_peer_and_reports_link(serve_scenario: dict[str, Any]) -> None:
@@ -200,7 +205,6 @@ def test_serve_joins_the_peer_and_reports_link(serve_scenario: dict[str, Any]) -
     assert serve_scenario["latency_frames"] == 512  # connected to system:playback
 
 
-@SERVE_FLAKE
 def test_serve_clip_starts_fall_on_the_peers_bar_lines(serve_scenario: dict[str, Any]) -> None:
     starts, peer = serve_scenario["follow"]["starts"], serve_scenario["follow"]["peer"]
     rows = start_errors(starts, peer["bar_times"], serve_scenario)
@@ -208,11 +212,11 @@ def test_serve_clip_starts_fall_on_the_peers_bar_lines(serve_scenario: dict[str,
     print(f"serve --link at {PEER_BPM} BPM: {len(rows)} clip starts, error max {max(map(abs, errors)):.1f} us "
           f"({max(map(abs, errors)) * 44100 / 1e6:.1f} frames; block {serve_scenario['block']}, latency "
           f"{serve_scenario['latency_frames']} frames counted)")
-    assert len({line for line, _ in rows}) >= 4
-    assert max(map(abs, errors)) <= start_tolerance_us(serve_scenario)
+    assert len({line for line, _ in rows}) >= 4, (rows, starts)
+    assert max(map(abs, errors)) <= start_tolerance_us(serve_scenario), (rows, starts)
+    check_resumes(starts, serve_scenario)
 
 
-@SERVE_FLAKE
 def test_serve_moves_clip_starts_to_the_peers_new_tempo_from_the_next_bar(serve_scenario: dict[str, Any]) -> None:
     change = serve_scenario["change"]
     rows = start_errors(change["starts"], change["peer"]["bar_times"], serve_scenario)
@@ -221,13 +225,13 @@ def test_serve_moves_clip_starts_to_the_peers_new_tempo_from_the_next_bar(serve_
     lines = sorted({line for line, _ in rows})
     print(f"peer to {CHANGED_BPM} BPM mid-bar: {len(rows)} clip starts after it, error max "
           f"{max(map(abs, errors)):.1f} us; first start on the peer's next bar line: {lines[0] == first}")
-    assert lines[0] == first  # the very next bar line is already the new grid's
-    assert len(lines) >= 3 and max(map(abs, errors)) <= start_tolerance_us(serve_scenario)
+    assert lines[0] == first, (rows, change["starts"])  # the very next bar line is already the new grid's
+    assert len(lines) >= 3 and max(map(abs, errors)) <= start_tolerance_us(serve_scenario), (rows, change["starts"])
+    check_resumes(change["starts"], serve_scenario)
     bar = 4 * 60 / CHANGED_BPM * 1e6
     assert all(b - a == pytest.approx(round((b - a) / bar) * bar, abs=2) for a, b in zip(lines, lines[1:]))
 
 
-@SERVE_FLAKE
 def test_serve_tempo_over_osc_reaches_the_peer_and_the_clips(serve_scenario: dict[str, Any]) -> None:
     osc = serve_scenario["osc_tempo"]
     assert osc["seen"] and osc["seen_after_s"] <= 4 * 60 / CHANGED_BPM + 1.0
@@ -235,7 +239,8 @@ def test_serve_tempo_over_osc_reaches_the_peer_and_the_clips(serve_scenario: dic
     assert osc["after"]["tempo"] == pytest.approx(OSC_BPM)
     assert any(abs(t - b) <= 1000 for t in after for b in before)  # changed on a bar line
     rows = start_errors(osc["starts"], after, serve_scenario)
-    assert len(rows) >= 2 and max(abs(e) for _, e in rows) <= start_tolerance_us(serve_scenario)
+    assert len(rows) >= 2 and max(abs(e) for _, e in rows) <= start_tolerance_us(serve_scenario), (rows, osc["starts"])
+    check_resumes(osc["starts"], serve_scenario)
     assert serve_scenario["metrics"]["bpm"] == pytest.approx(OSC_BPM, abs=0.01)
     print(f"/riff/set/bpm {OSC_BPM} on serve: the peer saw it {osc['seen_after_s']:.2f} s later; "
           f"{len(rows)} clip starts on the new grid")
