@@ -187,15 +187,20 @@ class _Trainer:
             return
         vae = self.parts["vae"].train()
         for step in self._steps("vae", self.config.vae_steps, "training VAE"):
-            loss = self.vae_loss(vae, self._vae_batch(step))
+            loss = self.vae_loss(vae, self._vae_batch(step), step)
             self._optimise(self.vae_opt, loss, step, self.config.vae_steps, self.config.vae_lr)
             self._record("vae", step, loss.item())
         self.state = _State("latents", 0, self.state.losses)
         self.save_checkpoint()
 
-    def vae_loss(self, vae: Any, pixels: Any) -> Any:
+    def vae_loss(self, vae: Any, pixels: Any, step: int) -> Any:
+        """L1 reconstruction plus a small KL term; the posterior sample is drawn from a generator
+        seeded by ``step`` (never torch's global one), so a resumed run takes the same draws."""
+        import torch
+
         posterior = vae.encode(pixels).latent_dist
-        recon = vae.decode(posterior.sample()).sample
+        gen = torch.Generator().manual_seed(_seed_int(self.config.seed, "vae-noise", step))
+        recon = vae.decode(posterior.sample(generator=gen)).sample
         return (recon - pixels).abs().mean() + 1e-7 * posterior.kl().mean()
 
     def _vae_batch(self, step: int) -> Any:
