@@ -176,7 +176,8 @@ class PlayerModel:
 
     def _start_loop(self, t: int, bar: int, into: int, fpb: float) -> None:
         nxt = self.next
-        is_new = nxt is not None and (self.cur is None or nxt.serial != self.cur.serial)
+        # a restart inside a bar resumes the current clip; the offered one waits for a bar line
+        is_new = nxt is not None and (self.cur is None or (nxt.serial != self.cur.serial and into == 0))
         if is_new:
             loop = nxt
         else:
@@ -185,7 +186,7 @@ class PlayerModel:
                 return
             if self.busy and not self.silent and not self.restart:
                 self.late += 1
-        bar_in_loop = (bar - self.loop_bar) % loop.bars if into > 0 and not is_new else 0
+        bar_in_loop = bar % loop.bars  # loops are locked to the grid's phrases
         offset = bar_frame(loop, bar_in_loop)
         if into > 0 and fpb > 0:
             offset += min(round(into * loop.frames / loop.bars / fpb), bar_frame(loop, bar_in_loop + 1) - offset - 1)
@@ -197,10 +198,10 @@ class PlayerModel:
     def _on_bar_line(self, t: int, bar: int) -> None:
         self.located = False
         loop = self.cur
-        if loop is None or self.restart or self.silent or self.bar_in_loop + 1 >= loop.bars:
+        if loop is None or self.restart or self.silent or bar % loop.bars == 0:
             self._start_loop(t, bar, 0, 0.0)
             return
-        self.bar_in_loop += 1
+        self.bar_in_loop = bar % loop.bars
         refit = self._take_refit()
         if refit is not None:
             self._jump(t, refit, bar_frame(refit, self.bar_in_loop))

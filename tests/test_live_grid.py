@@ -228,6 +228,20 @@ def test_a_frozen_bbt_from_a_master_late_for_several_blocks_is_not_heard(late: i
     assert [(line.bar, line.frame) for line in lines] == [(0, 0), (1, 88200), (2, 176400)]
 
 
+@pytest.mark.parametrize("late", [1, 3, 6])
+def test_after_a_jump_of_jacks_clock_a_master_late_by_whole_blocks_is_placed_by_the_grid(late: int) -> None:
+    # an xrun: from block 400 on the transport is 8 blocks further on; in that first block the
+    # master's BBT is still `late` blocks old (klick did this at its meter change on CI)
+    jump = 8 * BLOCK
+    script = {k: (jump, jump) for k in range(400, 1000)}
+    script[400] = (jump, jump - late * BLOCK)
+    output = _output(LateMasterTransport(Tempo(120), script))
+    reports = _reports(output, 402)
+    frame = 400 * BLOCK + jump
+    assert reports[400] == (frame, True, frame % 88200)  # a jump, at the offset of the grid in force
+    assert reports[401] == (frame + BLOCK, False, (frame + BLOCK) % 88200)
+
+
 def test_a_master_that_really_moves_its_bar_lines_by_a_few_frames_is_followed() -> None:
     shift = 100  # from block 400 on, every bar line 100 frames later (continuous frames)
     output = _output(LateMasterTransport(Tempo(120), {k: (0, -shift) for k in range(400, 1000)}))

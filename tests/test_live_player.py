@@ -179,3 +179,28 @@ def test_a_left_loop_is_freed_by_release_retired_not_by_the_realtime_render() ->
     assert proc.core.release_retired() == 1
     assert first() is None
     assert proc.core.release_retired() == 0
+
+
+def test_loops_are_locked_to_phrases_a_clip_arriving_mid_phrase_starts_from_its_matching_bar() -> None:
+    output, proc = _rig(120.0)
+    output.run(10)  # rolling, nothing offered yet: the first clip arrives in bar 0
+    proc.player.offer = Offer(next=tone_loop(1, bars=2))
+    output.run(_bars(2.5))
+    proc.player.offer = Offer(next=tone_loop(2, bars=2, freq=330))
+    output.run(_bars(3))
+    starts = [(s.bar, s.serial, s.new, s.offset) for s in proc.starts()]
+    # bar 1 is the second bar of a 2-bar phrase: the first clip starts there from its own second
+    # bar; every later loop start (a repeat or the next clip) is on a phrase's first bar
+    assert starts == [(1, 1, True, 88200), (2, 1, False, 0), (4, 2, True, 0)]
+
+
+def test_a_restart_inside_a_bar_resumes_the_current_clip_and_the_offered_one_waits_for_a_bar_line() -> None:
+    output, proc = _rig(120.0)
+    proc.player.offer = Offer(next=tone_loop(1, bars=2))
+    output.run(_bars(0.5))
+    proc.player.offer = Offer(next=tone_loop(2, bars=2, freq=330))
+    output.transport.locate(88200 * 5 + 30000)
+    output.run(_bars(1.5))
+    located, following = proc.starts()[-2:]
+    assert (located.bar, located.serial, located.new) == (5, 1, False) and located.into > 0
+    assert (following.bar, following.serial, following.new, following.offset) == (6, 2, True, 0)

@@ -5,8 +5,9 @@
  *   3. places the block on the bar grid of the first tempo source available: JACK transport
  *      with BBT (a timebase master; its last grid is held if it disappears while rolling), MIDI
  *      clock, an external grid (Ableton Link, set by Python), our own clock;
- *   4. plays the loops: every bar starts on its bar line; a loop boundary starts the offered
- *      clip or repeats the current one (late when the worker is busy); a bar that outlasts its
+ *   4. plays the loops: every bar starts on its bar line; loops are locked to the grid's
+ *      phrases (bar k of an N-bar loop on bars = k mod N); a phrase's first bar starts the
+ *      offered clip or repeats the current one (late when the worker is busy); a bar that outlasts its
  *      material repeats its last beat, one cut short is crossfaded at the line; a start or
  *      locate inside a bar plays from the matching offset; every jump is an equal-power
  *      crossfade;
@@ -580,7 +581,20 @@ static int64_t out_of_step(rb_grid *g, int64_t frame, int64_t bar, double bar_st
         return -1;
     }
     int64_t slip = frame - g->expected_frame, step = frame - g->last_frame, blocks = 0;
-    int slipped = slip != 0 && rb_abs((double)slip) <= (double)(g->expected_frame - g->last_frame);
+    int64_t block = g->expected_frame - g->last_frame;
+    int slipped = slip != 0 && rb_abs((double)slip) <= (double)block;
+    if (slip > block && fpb == g->frames_per_bar && block > 0) {
+        /* JACK's clock jumped ahead (an xrun): the master may not have caught up yet, its BBT
+         * whole blocks old. Placed by the grid in force at the reported frame (a jump all the
+         * same); a master that really moved its bar lines is followed from the next block. */
+        double behind = bar_start - grid_start_of(g, bar);
+        int64_t late = rb_round(behind / (double)block);
+        if (late >= 1 && late <= RB_STALE_JUMP && rb_abs(behind - (double)(late * block)) <= tolerance) {
+            g->out_of_step = 0;
+            g->behind = 0;
+            return frame;
+        }
+    }
     int stale = 0, frozen = 0;
     if (slip == 0 && step > 0 && fpb == g->frames_per_bar && rb_abs(grid_start_of(g, bar) - bar_start) > tolerance) {
         blocks = rb_round((bar_start - grid_start_of(g, bar)) / (double)step);
@@ -830,14 +844,25 @@ static const rb_loop *take_refit(rb_player *p)
     return refit;
 }
 
-/* Start a loop (the offered clip, a refit, or the current one again) `into` frames into the
- * bar. A restart of the same clip inside a bar (a locate, or a jump of the transport after an
- * xrun) keeps the loop's phase: it resumes in the loop bar that bar `pos->bar` falls on. */
+/* The bar of a loop of `bars` bars that plays on bar `bar`: loops are locked to the phrases
+ * of the bar grid (bar k of an N-bar loop plays on the bars = k mod N, counted from the
+ * source's bar 0), so a 2- or 4-bar loop lines up with the band's 2- or 4-bar phrases. */
+static int64_t phrase_bar(int64_t bar, int32_t bars)
+{
+    int64_t k = bar % bars;
+    return k < 0 ? k + bars : k;
+}
+
+/* Start a loop (the offered clip, a refit, or the current one again) on bar `pos->bar`, `into`
+ * frames into it, at the loop bar of that bar's place in its phrase (a clip that arrives or a
+ * restart that comes in the middle of a phrase plays from the matching bar). A restart inside
+ * a bar (a locate, or JACK's clock jumping) resumes the current clip when there is one: the
+ * offered one waits for a bar line. */
 static void start_loop(rb_core *core, const rb_position *pos, int32_t line, int64_t into)
 {
     rb_player *p = &core->player;
     const rb_loop *next = &p->next;
-    int is_new = next->id != 0 && (p->current.id == 0 || next->serial != p->current.serial);
+    int is_new = next->id != 0 && (p->current.id == 0 || (next->serial != p->current.serial && into == 0));
     const rb_loop *loop;
     if (is_new) {
         loop = next;
@@ -851,12 +876,7 @@ static void start_loop(rb_core *core, const rb_position *pos, int32_t line, int6
         if (p->busy && !p->silent && !p->restart)
             core->late++;
     }
-    int64_t bar_in_loop = 0;
-    if (into > 0 && !is_new) {
-        bar_in_loop = (pos->bar - p->loop_bar) % loop->bars;
-        if (bar_in_loop < 0)
-            bar_in_loop += loop->bars;
-    }
+    int64_t bar_in_loop = phrase_bar(pos->bar, loop->bars);
     int64_t offset = bar_frame(loop, bar_in_loop);
     if (into > 0 && pos->frames_per_bar > 0)
         offset += rb_min(rb_round((double)into * loop->frames / loop->bars / pos->frames_per_bar),
@@ -868,17 +888,19 @@ static void start_loop(rb_core *core, const rb_position *pos, int32_t line, int6
     log_clip_start(core, pos->frame + line, pos->jack_frame + line, pos->bar, &p->current, is_new, into);
 }
 
+/* A bar line: a phrase's first bar starts the offered clip or repeats the current one; other
+ * bars go on in the current loop (the refit of it when one is waiting). */
 static void on_bar_line(rb_core *core, const rb_position *pos, int32_t line)
 {
     rb_player *p = &core->player;
     p->bar = pos->bar;
     p->located = 0;
     const rb_loop *loop = &p->current;
-    if (loop->id == 0 || p->restart || p->silent || p->bar_in_loop + 1 >= loop->bars) {
+    if (loop->id == 0 || p->restart || p->silent || phrase_bar(pos->bar, loop->bars) == 0) {
         start_loop(core, pos, line, 0);
         return;
     }
-    p->bar_in_loop++;
+    p->bar_in_loop = (int32_t)phrase_bar(pos->bar, loop->bars);
     const rb_loop *refit = take_refit(p);
     if (refit) {
         jump(core, refit, bar_frame(refit, p->bar_in_loop));

@@ -47,6 +47,7 @@
 #define RB_FIT_MIN 12              /* ticks a new run needs before its fit replaces an estimate */
 #define RB_SLACK_FRAMES 64         /* a loop bar may run this far past its end before a bar line */
 #define RB_OUT_OF_STEP 2           /* blocks in a row a transport may be out of step with JACK's clock */
+#define RB_STALE_JUMP 8            /* blocks a master's BBT may lag after JACK's clock jumped ahead */
 #define RB_RESYNC_FRAMES 16        /* a cursor further than this from its bar line is moved there */
 
 enum rb_source { RB_SOURCE_NONE, RB_SOURCE_TRANSPORT, RB_SOURCE_MIDI, RB_SOURCE_EXTERNAL, RB_SOURCE_OWN };
@@ -175,7 +176,7 @@ typedef struct {
     int64_t cursor, bar;
     int32_t fade_frames, fade_which, fade_pos;
     int32_t located;        /* a start or locate since the last bar line */
-    int64_t loop_bar;       /* bar on which the current loop's first bar started */
+    int64_t loop_bar;       /* first bar of the current loop's phrase (a multiple of its bars) */
     float fade_in[RB_MAX_FADE];
     float fade_out[RB_MAX_FADE];
     float fades[2][2][RB_MAX_FADE];

@@ -2,7 +2,8 @@
 
 The generation worker asks :meth:`InputSelector.choose` for the input loop that ends on the
 current loop boundary (the bar the playing loop started on; with nothing playing, the newest
-bar line). It gets a :class:`~bridge.engine.seedaudio.SeedAudio` of the ``bars`` bars before
+bar line that ends a phrase: loops are locked to the grid's phrases, bar k of an N-bar loop
+on bars k mod N, so each input loop is one of the band's N-bar phrases). It gets a :class:`~bridge.engine.seedaudio.SeedAudio` of the ``bars`` bars before
 that boundary, or None, with the reason kept in :meth:`InputSelector.status`:
 
 - ``waiting``: that loop has not been captured yet (no bar line yet, a gap in the capture,
@@ -77,7 +78,7 @@ class InputSelector:
         """The seed for a clip starting after loop boundary ``boundary`` (None: the newest bar
         line): the ``bars`` bars before it, or None (see :meth:`status` for why)."""
         with self._lock:
-            end = boundary if boundary is not None else self._newest_bar()
+            end = boundary if boundary is not None else self._newest_phrase_end(bars)
             if end is None:
                 return self._update(None, state="waiting", detail="no bar line yet (is the transport rolling?)")
             self._reserve(bars)
@@ -108,9 +109,11 @@ class InputSelector:
         if self._status.state != "off":
             self._status = replace(self._status, state="off", detail="source is prompt")
 
-    def _newest_bar(self) -> int | None:
+    def _newest_phrase_end(self, bars: int) -> int | None:
+        """The newest bar line that ends a phrase of ``bars`` bars (a multiple of ``bars``: the
+        core locks loops to those phrases), None before the first bar line."""
         line = self.recorder.latest_bar()
-        return int(line.bar) if line is not None else None
+        return int(line.bar) // bars * bars if line is not None else None
 
     def _reserve(self, bars: int) -> None:
         line = self.recorder.latest_bar()
