@@ -242,6 +242,15 @@ class Recorder:
         """Every gap-free run of the recording on JACK frame time: (audio, first JACK frame)."""
         return self._runs(self.block_jack, block)
 
+    def spans(self, block: int) -> list[tuple[int, int]]:
+        """(first transport frame, frames) of every gap-free run so far, without copying audio
+        (safe while recording: only blocks already written are read)."""
+        count = self.blocks
+        frames = self.block_frames[:count]
+        breaks = np.flatnonzero(np.diff(frames) != block) + 1
+        bounds = np.concatenate(([0], breaks, [count])).astype(int)
+        return [(int(frames[lo]), (hi - lo) * block) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
     def _longest(self, runs: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int]:
         return max(runs, key=lambda run: len(run[0])) if runs else (self.audio[:0].copy(), 0)
 

@@ -210,7 +210,7 @@ def run(server: Any, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
         peer.send("/riff/ping")
         peer.expect("/riff/pong")
         result = Run(sequence, np.zeros(0), 0, (), engine.requests, book, seeds=seeds.folder, seconds=engine.seconds)
-        _play(session, drums, peer, result)
+        _play(session, drums, peer, result, recorder, server.period)
         result.audio, result.first = recorder.take(server.period)
         result.runs = recorder.runs(server.period)
         result.starts = session.live.boundaries()
@@ -233,8 +233,8 @@ def run(server: Any, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
         child.close()
 
 
-def _play(session: Any, drums: DrumPlayer, peer: Any, result: Run) -> None:
-    """Phase 1 (denoising 0, with a capture) until three of its clips started on a loop boundary,
+def _play(session: Any, drums: DrumPlayer, peer: Any, result: Run, recorder: Recorder, period: int) -> None:
+    """Phase 1 (denoising 0, with a capture) until two of its clips were recorded whole,
     phase 2 (0.3) likewise, phase 3 (silence) for three loops. Generation here may take several
     loops on a loaded machine, so phases end on events, each within PHASE_SECONDS."""
     def loop_now() -> int:
@@ -250,12 +250,20 @@ def _play(session: Any, drums: DrumPlayer, peer: Any, result: Run) -> None:
         return sum(1 for s in session.live.boundaries() if s.new and not s.into
                    and _request(result, s).denoising == pytest.approx(denoising))
 
+    def recorded(denoising: float) -> int:
+        """Clips of ``denoising`` started on a bar line whose whole loop the recorder holds in
+        one gap-free run (the Python recorder may miss a block on a busy machine)."""
+        spans = recorder.spans(period)
+        return sum(1 for s in session.live.boundaries() if s.new and not s.into
+                   and _request(result, s).denoising == pytest.approx(denoising)
+                   and any(first <= s.frame and s.frame + LOOP <= first + frames for first, frames in spans))
+
     result.phases.append(loop_now() * LOOP)
     tick_until(lambda: started(0.0) >= 1)
     peer.send("/riff/input/capture", "groove")
     result.capture_reply = peer.recv(timeout=30.0)
     result.status_ready = tuple(session.status()[k] for k in ("input_state", "input_latency_loops", "input_level_db"))
-    tick_until(lambda: started(0.0) >= 3)  # a spare: the Python recorder may miss a block in one
+    tick_until(lambda: recorded(0.0) >= 2)
     peer.send("/riff/set/denoising", 0.3)
     result.phases.append(loop_now() * LOOP)
     tick_until(lambda: started(0.3) >= 2)

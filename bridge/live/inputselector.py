@@ -100,7 +100,9 @@ class InputSelector:
         end = self._ends.get(seed.key)
         bars = int(seed.key.rsplit("/", 1)[1]) if "/" in seed.key else 0
         if end is not None and bars > 0:
-            latency = max(0, -(-(loop_start_bar - end) // bars))  # whole loops, rounded up
+            # whole loops, rounded up; a first clip that joined in the middle of the phrase
+            # after its input loop (loop_start_bar == end) is less than a loop late: shown as 1
+            latency = max(1, -(-(loop_start_bar - end) // bars))
             if latency != self._status.latency_loops:
                 self._status = replace(self._status, latency_loops=latency)
 
