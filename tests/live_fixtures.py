@@ -281,10 +281,13 @@ class ClockSender:
         self.destination = destination
         self.start_frame = -1
         self.ticks = 0
+        self.connected = False  # nothing is sent before the connection is made (it would be lost)
         self.client.set_process_callback(self._process)
 
     def _process(self, frames: int) -> None:
         self.port.clear_buffer()
+        if not self.connected:
+            return
         now = self.client.last_frame_time
         if self.start_frame < 0:
             self.start_frame = now + frames + 100
@@ -304,9 +307,10 @@ class ClockSender:
         return self.start_frame + round(tick * self.per_tick)
 
     def start(self) -> "ClockSender":
-        """Activate and connect to the destination."""
+        """Activate, connect to the destination, then start sending (Start, the clock, the CC)."""
         self.client.activate()
         self.client.connect(self.port, self.destination)
+        self.connected = True
         return self
 
     def close(self) -> None:
