@@ -123,7 +123,6 @@ class PlayerModel:
         self.busy = False
         self.cursor = 0
         self.bar_in_loop = 0
-        self.loop_bar = 0
         self.silent = self.restart = True
         self.located = False
         self.segments: list[tuple[int, Loop | None, int]] = []
@@ -191,7 +190,7 @@ class PlayerModel:
         if into > 0 and fpb > 0:
             offset += min(round(into * loop.frames / loop.bars / fpb), bar_frame(loop, bar_in_loop + 1) - offset - 1)
         self.restart = False
-        self.bar_in_loop, self.loop_bar = bar_in_loop, bar - bar_in_loop
+        self.bar_in_loop = bar_in_loop
         self._jump(t, loop, offset)
         self.starts.append(Start(t, bar, loop.serial, is_new, into, loop.version, offset))
 

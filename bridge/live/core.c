@@ -883,7 +883,6 @@ static void start_loop(rb_core *core, const rb_position *pos, int32_t line, int6
                          bar_frame(loop, bar_in_loop + 1) - offset - 1);
     p->restart = 0;
     p->bar_in_loop = (int32_t)bar_in_loop;
-    p->loop_bar = pos->bar - bar_in_loop;
     jump(core, loop, offset);
     log_clip_start(core, pos->frame + line, pos->jack_frame + line, pos->bar, &p->current, is_new, into);
 }

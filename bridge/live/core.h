@@ -176,7 +176,6 @@ typedef struct {
     int64_t cursor, bar;
     int32_t fade_frames, fade_which, fade_pos;
     int32_t located;        /* a start or locate since the last bar line */
-    int64_t loop_bar;       /* first bar of the current loop's phrase (a multiple of its bars) */
     float fade_in[RB_MAX_FADE];
     float fade_out[RB_MAX_FADE];
     float fades[2][2][RB_MAX_FADE];
