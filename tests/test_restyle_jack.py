@@ -369,7 +369,7 @@ def test_silent_input_keeps_the_loop_playing_and_is_reported(run: Run) -> None:
     from bridge.capture import longest_silence
 
     state, detail, level = run.status_silent
-    assert state == "silent" and "below -50 dBFS" in detail and level < -60
+    assert state == "silent" and "below -50 dBFS" in detail and level < -60, (state, detail, level)
     assert run.skipped_replies and run.skipped_replies[-1][1] == pytest.approx(-50.0)
     silent_from = run.phases[2]
     # input keys hold JACK frames: compared with the JACK frame where the drummer fell silent

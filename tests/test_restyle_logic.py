@@ -113,6 +113,10 @@ def test_selector_skips_silent_loops_and_reports_why() -> None:
     assert status.state == "silent" and status.skipped == 1 and status.loop_db == pytest.approx(-80, abs=0.5)
     assert "below -50 dBFS" in status.detail and "keeps playing" in status.detail
     assert silent.choose(4, 2) is None and silent.status().skipped == 1  # counted once per loop
+    # at the next boundary the player is on bar 6 before the monitor brought bar line 6
+    # (the newest seen is 4 here, so bar 5 is the one a few blocks away): the status stands
+    assert silent.choose(5, 2) is None and silent.status().state == "silent"
+    assert silent.choose(6, 2) is None and silent.status().state == "waiting"  # two bar lines missing: a fault
     seed = selector.choose(4, 2)
     assert seed is not None and selector.status().state == "ready"
     assert seed.key == recorder.loop(4, 2).key and seed.audio.shape == (2 * 22050, 2)

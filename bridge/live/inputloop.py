@@ -73,6 +73,11 @@ class InputUnavailable(BridgeError):
     """The input loop asked for cannot be cut (not captured yet, a gap, or a relocation)."""
 
 
+class InputPending(InputUnavailable):
+    """The input loop asked for ends on the very next bar line, which the monitor has not
+    brought yet: it will be there within a few blocks (a transient, not a fault)."""
+
+
 def level_db(rms: float) -> float:
     """``rms`` (linear, full scale 1.0) in dBFS, never below :data:`FLOOR_DB`."""
     return max(FLOOR_DB, 20.0 * math.log10(rms)) if rms > 0 else FLOOR_DB
@@ -283,9 +288,13 @@ class InputRecorder:
 
     def loop(self, end_bar: int, bars: int) -> InputLoop:
         """The ``bars`` bars ending on bar line ``end_bar``; InputUnavailable when they were not
-        all captured, a bar line is unknown, or the bars were not played in one stretch."""
+        all captured, a bar line is unknown, or the bars were not played in one stretch
+        (InputPending, a subclass, when ``end_bar`` is the bar line right after the newest seen)."""
         with self._lock:
             start, end = self._find(end_bar - bars), self._find(end_bar)
+            newest = self._bars[-1] if self._bars else None
+            if end is None and newest is not None and end_bar == newest.bar + 1:
+                raise InputPending(f"bar line {end_bar} not seen yet (the newest is {newest.bar})")
             if start is None or end is None:
                 raise InputUnavailable(f"bar lines {end_bar - bars} and {end_bar} not both seen yet")
             _check_stretch(start, end, bars)

@@ -7,7 +7,8 @@ on bars k mod N, so each input loop is one of the band's N-bar phrases). It gets
 that boundary, or None, with the reason kept in :meth:`InputSelector.status`:
 
 - ``waiting``: that loop has not been captured yet (no bar line yet, a gap in the capture,
-  a relocation in the middle of it);
+  a relocation in the middle of it). Right at a boundary the player is on the new bar a few
+  blocks before the monitor brings its bar line; that moment keeps the status it had;
 - ``silent``: its RMS level is below ``threshold_db`` (default :data:`SILENCE_DB`); it is
   not restyled and the loop playing now keeps playing;
 - ``ready``: it is being restyled.
@@ -25,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from bridge.engine.seedaudio import SeedAudio
-from bridge.live.inputloop import FLOOR_DB, InputLoop, InputRecorder, InputUnavailable
+from bridge.live.inputloop import FLOOR_DB, InputLoop, InputPending, InputRecorder, InputUnavailable
 
 #: Input loops quieter than this RMS level (dBFS, both channels) are not restyled.
 SILENCE_DB = -50.0
@@ -89,6 +90,8 @@ class InputSelector:
                 return None
             try:
                 loop = self.recorder.loop(end, bars)
+            except InputPending:
+                return None  # the boundary's bar line is a few blocks away: the status stands
             except InputUnavailable as err:
                 return self._update(None, state="waiting", detail=f"input loop ending on bar {end}: {err}")
             return self._judge(loop)
