@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-pytest_plugins: list[str] = ["engine_fixtures", "control_fixtures"]
+pytest_plugins: list[str] = ["engine_fixtures", "control_fixtures", "stall_watch"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "riffusion"

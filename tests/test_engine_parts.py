@@ -64,6 +64,20 @@ def test_builtin_grid_seed_fits_the_request() -> None:
     assert seed_image("silence", GenerationRequest(width=256)).getextrema() == ((255, 255),) * 3
 
 
+def test_pulse_seed_marks_the_beats_across_all_bands_and_nothing_between() -> None:
+    request = GenerationRequest(bars=2, bpm=100)  # 60 columns a beat
+    loudness = 255 - np.asarray(seed_image("pulse", request))[:, :, 0].astype(float)  # dark is loud
+    width = request.generation_width()
+    beats = np.arange(0, width, width // 8)
+    on = loudness[:, [b + 1 for b in beats]]
+    between = loudness[:, [b + 30 for b in beats]]
+    assert between.max() == 0 and (on.mean(axis=1) > 40).mean() > 0.9  # every band, only on the beat
+    grid_rows = (255 - np.asarray(seed_image("grid", request))[:, :, 0].astype(float)).mean(axis=1)
+    pulse_rows = loudness.mean(axis=1)
+    # no kick: the lowest bands (the image's bottom rows) hold a fraction of the kit's energy
+    assert pulse_rows[-64:].mean() < 0.4 * grid_rows[-64:].mean()
+
+
 def test_audio_and_image_files_are_seeds(tmp_path) -> None:
     from bridge.audio.wav import write_audio
 

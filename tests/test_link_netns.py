@@ -21,6 +21,7 @@ import pytest
 pytest.importorskip("link", reason="LinkPython-extern (riff-bridge[link]) not installed")
 
 from link_scenario import CHANGED_BPM, OSC_BPM, PEER_BPM  # noqa: E402
+from stall_watch import stall_retried  # noqa: E402
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow, pytest.mark.netns]
 
@@ -57,7 +58,7 @@ def run_in_netns(script: Path, timeout: float = 120.0) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def scenario() -> dict[str, Any]:
-    return run_in_netns(HERE / "link_scenario.py")
+    return stall_retried(lambda: run_in_netns(HERE / "link_scenario.py"), "Link scenario")
 
 
 def heard_usecs(frame: float, latency: int, cycles: list[list[int]]) -> float | None:
@@ -164,7 +165,7 @@ def start_tolerance_us(scenario: dict[str, Any]) -> float:
 
 @pytest.fixture(scope="module")
 def serve_scenario() -> dict[str, Any]:
-    return run_in_netns(HERE / "link_serve_scenario.py", timeout=240)
+    return stall_retried(lambda: run_in_netns(HERE / "link_serve_scenario.py", timeout=240), "Link serve scenario")
 
 
 def start_errors(starts: list[dict[str, Any]], peer_bar_times: list[int],

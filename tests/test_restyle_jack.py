@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from live_fixtures import LoopBook, Recorder
+from stall_watch import stall_retried
 
 pytestmark = pytest.mark.jack
 
@@ -172,7 +173,12 @@ def server() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def run(server: Any, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+def run(server: Any, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The whole three-phase session (module docstring), once more if the host stalled in it."""
+    return stall_retried(lambda: _restyle_session(server, tiny_model_dir, tmp_path_factory), "restyle session")
+
+
+def _restyle_session(server: Any, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
     from control_fixtures import OscPeer
 
     from bridge.control.surfaces import ControlSurfaces
@@ -224,7 +230,7 @@ def run(server: Any, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
               "dropped", recorder_in.dropped, "overlapped", recorder_in._ring.overlapped,
               "xruns", session.live.metrics().xruns, "jackd:", server.xrun_causes(),
               "generation s:", session.live.metrics().generation_seconds_last)
-        yield result
+        return result
     finally:
         for client in (drums, recorder):
             if client is not None:

@@ -18,6 +18,7 @@ from bridge.timing import Meter, Tempo
 PATTERNS: dict[str, dict[str, tuple[int, ...]]] = {
     "grid": {"kick": (0, 4, 5), "snare": (2, 6), "hat": (0, 1, 2, 3, 4, 5, 6, 7)},
     "kick": {"kick": (0, 2, 4, 6), "snare": (), "hat": ()},
+    "pulse": {"click": (0, 2, 4, 6)},
 }
 #: Peak level of a rendered pattern.
 PATTERN_PEAK = 0.9
@@ -25,7 +26,8 @@ PATTERN_PEAK = 0.9
 
 @dataclass(frozen=True)
 class DrumPattern:
-    """A named pattern (``grid``: kick/snare/hats; ``kick``: four on the floor) at a tempo.
+    """A named pattern (``grid``: kick/snare/hats; ``kick``: four on the floor; ``pulse``: a
+    broadband click on each beat, a tempo cue with no drum's spectrum) at a tempo.
 
     Eighth-note positions in :data:`PATTERNS` count from the bar line and repeat every bar of
     ``2 * beats_per_bar`` eighths (positions past a short bar's end are dropped).
@@ -84,4 +86,11 @@ def hat(sample_rate: int) -> np.ndarray:
     return 0.15 * np.diff(noise) * np.exp(-t / 0.012)
 
 
-VOICES = {"kick": kick, "snare": snare, "hat": hat}
+def click(sample_rate: int) -> np.ndarray:
+    """A click: white noise, 3 ms decay, 20 ms (flat spectrum: the beat without a timbre)."""
+    t = np.arange(int(0.02 * sample_rate)) / sample_rate
+    noise = np.random.default_rng(3).standard_normal(t.size)
+    return 0.5 * noise * np.exp(-t / 0.003)
+
+
+VOICES = {"kick": kick, "snare": snare, "hat": hat, "click": click}

@@ -2,8 +2,8 @@
 
 Every seed image comes back as an RGB spectrogram image ``n_mels`` high and exactly the
 request's generation width wide:
-  - built-in names (:data:`BUILTIN_SEEDS`): ``grid`` (kick, snare, eighth hats) and ``kick``
-    (four on the floor) synthesized at the request's tempo (120 BPM when it has none) for its
+  - built-in names (:data:`BUILTIN_SEEDS`): ``grid`` (kick, snare, eighth hats), ``kick``
+    (four on the floor) and ``pulse`` (a broadband click on each beat) synthesized at the request's tempo (120 BPM when it has none) for its
     exact length, encoded with the codec; ``silence`` is a blank (white) image;
   - image files are resized to the generation width (a 512 px Riffusion seed holding two
     bars becomes two bars at the request's tempo);
@@ -26,7 +26,7 @@ from bridge.engine.drums import DrumPattern
 from bridge.engine.request import GenerationRequest
 from bridge.errors import InputFileError, ParameterError
 
-BUILTIN_SEEDS = ("grid", "kick", "silence")
+BUILTIN_SEEDS = ("grid", "kick", "pulse", "silence")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".mp3")
 #: Tempo of built-in grids for requests that give a width but no tempo.
 DEFAULT_BPM = 120.0

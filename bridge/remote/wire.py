@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from bridge.engine.request import GenerationRequest
+from bridge.engine.seeds import BUILTIN_SEEDS
 from bridge.errors import BridgeError, ParameterError, check_choice, check_int
 
 #: What a worker can send back.
@@ -37,7 +38,6 @@ ATTACHED = "<attached>"
 #: Largest frame either side accepts (a 16-bar seed image is well under this).
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 SAMPLE_RATES = (44100, 48000)
-_SEEDS = ("grid", "kick", "silence")
 _MASKS = ("keep-start", "keep-end", "keep-low", "keep-high")
 _REQUEST_FIELDS = tuple(f.name for f in fields(GenerationRequest))
 
@@ -182,7 +182,7 @@ class Call:
 def check_names(request: GenerationRequest, seed_attached: bool, mask_attached: bool) -> None:
     """Refuse a request whose seed image or mask names anything but a built-in or the
     attached bytes: the worker never opens a path (ParameterError naming the field)."""
-    _check_name("seed_image", request.seed_image, _SEEDS, seed_attached)
+    _check_name("seed_image", request.seed_image, BUILTIN_SEEDS, seed_attached)
     _check_name("mask", request.mask, _MASKS, mask_attached)
 
 

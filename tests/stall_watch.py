@@ -1,0 +1,153 @@
+"""Host stalls, measured apart from the tests, and one retry of a JACK test that failed in one.
+
+A shared virtual machine sometimes stops running this guest for a while (the hypervisor's
+steal time), or stalls it. Every JACK client, jackd's own driver included, then misses its
+cycles: xruns, recorders that miss blocks, a transport that jumps. Such a failure says
+nothing about riff-bridge. So a small process of its own, outside every test, measures it:
+
+- it sleeps 2 ms at a time under SCHED_FIFO (when allowed), so nothing of ours at normal
+  priority delays it, and logs each second's worst oversleep;
+- and the share of the machine's CPU time stolen by the host in that second (``/proc/stat``).
+
+A second with an oversleep of :data:`OVERSLEEP_MS` or more, or :data:`STEAL_PERCENT` or more
+stolen, is a stall. A test marked ``jack`` that fails while a stall overlapped it is run
+once more, and the report says so (the retry's result stands); one that fails without a
+stall fails. Module fixtures that run a whole scenario use :func:`stall_retried` the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import pytest
+from _pytest.runner import runtestprotocol
+
+#: An oversleep of a 2 ms sleep under SCHED_FIFO this long is a stall: seven 256-frame periods
+#: (a quiet 2-core VM here shows up to 20 ms a few times a minute, which the tests absorb).
+OVERSLEEP_MS = 40.0
+#: This share of all CPUs' time stolen by the host within one second is a stall (a quiet VM
+#: here loses up to 9 %).
+STEAL_PERCENT = 20.0
+
+_CHILD = r"""
+import os, sys, time
+try:
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+except (OSError, AttributeError):
+    pass
+hz, cpus = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
+def steal():
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) if len(fields) > 8 else 0
+out = open(sys.argv[1], "a", buffering=1)
+last_steal, last, worst = steal(), time.monotonic(), 0.0
+while True:
+    before = time.monotonic()
+    time.sleep(0.002)
+    worst = max(worst, time.monotonic() - before - 0.002)
+    if before - last >= 1.0:
+        now = steal()
+        share = 100.0 * (now - last_steal) / (hz * cpus * (before - last))
+        out.write(f"{time.time():.3f} {worst * 1000:.1f} {share:.1f}\n")
+        last_steal, last, worst = now, before, 0.0
+"""
+
+T = TypeVar("T")
+
+
+class StallWatch:
+    """The watching process and what it logged (module docstring)."""
+
+    def __init__(self) -> None:
+        handle, name = tempfile.mkstemp(prefix="rb-stalls-", suffix=".log")
+        os.close(handle)
+        self.path = Path(name)
+        self._child = subprocess.Popen([sys.executable, "-c", _CHILD, str(self.path)])
+
+    def stalls(self, start: float, end: float) -> list[str]:
+        """The stalled seconds logged between wall times ``start`` and ``end`` (one second of
+        margin each side), each as words."""
+        found = []
+        for line in self.path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) != 3:
+                continue
+            at, oversleep, steal = (float(p) for p in parts)
+            if start - 1.0 <= at <= end + 1.0 and (oversleep >= OVERSLEEP_MS or steal >= STEAL_PERCENT):
+                found.append(f"{time.strftime('%H:%M:%S', time.localtime(at))}: a realtime thread "
+                             f"{oversleep:.0f} ms late, {steal:.0f} % of the CPUs stolen by the host")
+        return found
+
+    def summary(self) -> str:
+        """One line: seconds watched, the worst of each measure, stalled seconds."""
+        rows = [[float(p) for p in line.split()] for line in self.path.read_text().splitlines()
+                if len(line.split()) == 3]
+        if not rows:
+            return "host stall watch: nothing logged"
+        stalled = sum(1 for _, late, steal in rows if late >= OVERSLEEP_MS or steal >= STEAL_PERCENT)
+        return (f"host stall watch: {len(rows)} s watched, worst realtime lateness {max(r[1] for r in rows):.0f} ms, "
+                f"worst steal {max(r[2] for r in rows):.0f} %, {stalled} s stalled "
+                f"(>= {OVERSLEEP_MS:g} ms or >= {STEAL_PERCENT:g} %)")
+
+    def close(self) -> None:
+        self._child.kill()
+        self._child.wait()
+        self.path.unlink(missing_ok=True)
+
+
+_WATCH: StallWatch | None = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _WATCH
+    _WATCH = StallWatch()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _WATCH is not None:
+        terminalreporter.write_line(_WATCH.summary())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _WATCH is not None:
+        _WATCH.close()
+
+
+def stall_retried(run: Callable[[], T], what: str) -> T:
+    """``run()``, once more when the host stalled while it ran (for module fixtures that run a
+    whole timed scenario: a test's retry would reuse their result)."""
+    started = time.time()
+    result = run()
+    stalls = _WATCH.stalls(started, time.time()) if _WATCH is not None else []
+    if not stalls:
+        return result
+    print(f"\n{what}: the host stalled while it ran ({'; '.join(stalls[:3])}): run again", file=sys.stderr)
+    return run()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """Tests marked ``jack``: once more when they failed while the host stalled."""
+    if item.get_closest_marker("jack") is None or _WATCH is None:
+        return None
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    started = time.time()
+    reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    stalls = _WATCH.stalls(started, time.time())
+    if any(r.failed for r in reports) and stalls:
+        item.add_report_section("call", "host stall", "failed while the host stalled, run again:\n"
+                                + "\n".join(stalls))
+        print(f"\n{item.nodeid}: failed while the host stalled ({'; '.join(stalls[:3])}): run again",
+              file=sys.stderr)
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
