@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--bpm", type=float, default=100.0)
     parser.add_argument("--model", default="mini")
+    parser.add_argument("--seed-image", default="grid", help="built-in seed image the clips start from")
+    parser.add_argument("--denoising", type=float, default=0.75)
     parser.add_argument("--classes", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--parts", default="table,conditioning",
                         help="what to run: table, conditioning, or both (comma-separated)")
@@ -47,22 +49,31 @@ def main() -> None:
         conditioning(engine, args, seeds)
 
 
+def recipe(args: argparse.Namespace) -> dict[str, object]:
+    """The seed image and denoising every clip is made with."""
+    return {"seed_image": args.seed_image, "denoising": args.denoising}
+
+
 def table(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[int]) -> None:
     data = cached_dataset(480, 1)
     classes = [c for c in args.classes.split(",") if c] or list(CLASSES)
     started = time.perf_counter()
-    rows = check.class_table(engine, data, classes, seeds, args.bpm)
+    rows = check.class_table(engine, data, classes, seeds, args.bpm, **recipe(args))
     elapsed = time.perf_counter() - started
-    print(f"\nclass table: {len(seeds)} seeds at {args.bpm:g} BPM, 2 bars, 12 steps, grid seed, denoising 0.75")
-    print(f"{'class':<44} {'beat ac':>8} {'random':>8} {'nearest profile':<44} {'own?':>5} "
-          f"{'nearest train':>13} {'typical':>8}")
+    print(f"\nclass table: {len(seeds)} seeds at {args.bpm:g} BPM, 2 bars, 12 steps, {args.seed_image} seed, "
+          f"denoising {args.denoising:g}")
+    print(f"{'class':<44} {'beat ac':>8} {'random':>8} {'nearest profile':<32} {'own?':>5} "
+          f"{'nearest shape':<32} {'own?':>5} {'nearest train':>13} {'typical':>8}")
     for r in rows:
-        print(f"{r.name:<44} {r.beat_ac:8.3f} {r.random_beat_ac:8.3f} {r.nearest_class:<44} "
-              f"{'yes' if r.nearest_class == r.name else 'NO':>5} {r.nearest_train:13.1f} {r.typical_train:8.1f}")
+        print(f"{r.name:<44} {r.beat_ac:8.3f} {r.random_beat_ac:8.3f} {r.nearest_class[:32]:<32} "
+              f"{'yes' if r.nearest_class == r.name else 'NO':>5} {r.nearest_shape[:32]:<32} "
+              f"{'yes' if r.nearest_shape == r.name else 'NO':>5} {r.nearest_train:13.1f} {r.typical_train:8.1f}")
     own = sum(r.nearest_class == r.name for r in rows)
+    own_shape = sum(r.nearest_shape == r.name for r in rows)
     above = sum(r.beat_ac > r.random_beat_ac + 0.1 for r in rows)
     novel = sum(r.nearest_train > r.typical_train for r in rows)
-    print(f"summary: beat ac > random + 0.1 in {above}/{len(rows)}; own profile nearest in {own}/{len(rows)}; "
+    print(f"summary: beat ac > random + 0.1 in {above}/{len(rows)}; own profile nearest in {own}/{len(rows)} "
+          f"(by shape {own_shape}/{len(rows)}); "
           f"nearest training image farther than typical in {novel}/{len(rows)}")
     audio_seconds = len(rows) * len(seeds) * 2 * 4 * 60.0 / args.bpm
     print(f"class table generation: {elapsed:.1f} s for {audio_seconds:.1f} s of audio "
@@ -70,11 +81,11 @@ def table(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[int]) -
 
 
 def conditioning(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[int]) -> None:
-    plain, negated = check.negative_effect(engine, "house drums with bass line", "drums", seeds, args.bpm)
+    plain, negated = check.negative_effect(engine, "house drums with bass line", "drums", seeds, args.bpm, **recipe(args))
     print(f"\nnegative prompt 'drums' on 'house drums with bass line': drum band {plain:.3f} -> {negated:.3f} "
           f"({(negated / plain - 1) * 100:+.0f} %)")
     alphas = [0.0, 0.25, 0.5, 0.75, 1.0]
-    band = check.interpolation_profile(engine, "piano chords", "house drums", alphas, seeds, args.bpm)
+    band = check.interpolation_profile(engine, "piano chords", "house drums", alphas, seeds, args.bpm, **recipe(args))
     steps = np.diff(band)
     print("interpolation 'piano chords' -> 'house drums', drum band by alpha: "
           + ", ".join(f"{a:.2f}: {b:.3f}" for a, b in zip(alphas, band))

@@ -4,7 +4,8 @@
 live session does (img2img from the built-in ``grid`` seed at that tempo, bar-fitted), and
 for comparison random latents decoded the same way (VAE, codec). Per class it reports the
 beat autocorrelation (:mod:`~bridge.mini.evaluation`) of clips and of random images, the
-class whose training-average frequency profile is nearest to the clips' average, and the
+class whose training-average frequency profile is nearest to the clips' average (by distance,
+and by shape: level set aside), and the
 clips' distance to their nearest training image against the typical nearest-neighbour
 distance between training images. :func:`negative_effect` and :func:`interpolation_profile`
 check that negative prompts and prompt interpolation move the drum band.
@@ -32,6 +33,7 @@ class ClassRow:
     beat_ac: float
     random_beat_ac: float
     nearest_class: str
+    nearest_shape: str
     nearest_train: float
     typical_train: float
 
@@ -123,7 +125,7 @@ def typical_distance(train_pooled: np.ndarray, width: int, sample: int = 64) -> 
 
 
 def class_table(engine: Any, data: Any, classes: Sequence[str], seeds: Sequence[int], bpm: float,
-                steps: int = 12) -> list[ClassRow]:
+                steps: int = 12, **extra: Any) -> list[ClassRow]:
     """The per-class table (module doc) for ``classes`` at ``bpm``."""
     profiles = class_profiles(data.images, data.names)
     train = np.stack([pooled(im) for im in data.images])
@@ -132,29 +134,29 @@ def class_table(engine: Any, data: Any, classes: Sequence[str], seeds: Sequence[
     rows = []
     typical = None
     for name in classes:
-        clips = [generate(engine, name, s, bpm, steps) for s in seeds]
+        clips = [generate(engine, name, s, bpm, steps, **extra) for s in seeds]
         images = [grey(c) for c in clips]
         width = pooled(images[0]).shape[1]
         typical = typical if typical is not None else typical_distance(train, width)
         mean_profile = np.mean([ev.profile(im) for im in images], axis=0)
         rows.append(ClassRow(
             name, float(np.mean([ev.beat_autocorrelation(c.audio[:, 0], bpm) for c in clips])), random_ac,
-            ev.nearest_class(mean_profile, profiles),
+            ev.nearest_class(mean_profile, profiles), ev.nearest_shape(mean_profile, profiles),
             float(min(shifted_distance(pooled(im), train) for im in images)), typical))
     return rows
 
 
 def negative_effect(engine: Any, prompt: str, negative: str, seeds: Sequence[int], bpm: float,
-                    steps: int = 12) -> tuple[float, float]:
+                    steps: int = 12, **extra: Any) -> tuple[float, float]:
     """Mean drum-band ratio of ``prompt`` clips without and with the ``negative`` prompt."""
-    plain = [ev.drum_band(generate_image(engine, prompt, s, bpm, steps)) for s in seeds]
-    negated = [ev.drum_band(generate_image(engine, prompt, s, bpm, steps, negative=negative)) for s in seeds]
+    plain = [ev.drum_band(generate_image(engine, prompt, s, bpm, steps, **extra)) for s in seeds]
+    negated = [ev.drum_band(generate_image(engine, prompt, s, bpm, steps, negative=negative, **extra)) for s in seeds]
     return float(np.mean(plain)), float(np.mean(negated))
 
 
 def interpolation_profile(engine: Any, prompt_a: str, prompt_b: str, alphas: Sequence[float],
-                          seeds: Sequence[int], bpm: float, steps: int = 12) -> list[float]:
+                          seeds: Sequence[int], bpm: float, steps: int = 12, **extra: Any) -> list[float]:
     """Mean drum-band ratio at each alpha from ``prompt_a`` to ``prompt_b`` (same seeds)."""
     return [float(np.mean([ev.drum_band(generate_image(engine, prompt_a, s, bpm, steps, prompt_b=prompt_b,
-                                                       seed_b=s, alpha=a)) for s in seeds]))
+                                                       seed_b=s, alpha=a, **extra)) for s in seeds]))
             for a in alphas]

@@ -115,3 +115,15 @@ def nearest_distance(image: np.ndarray, references: np.ndarray) -> float:
 def nearest_class(candidate: np.ndarray, class_profiles: dict[str, np.ndarray]) -> str:
     """The class whose average profile is nearest (Euclidean) to ``candidate``."""
     return min(class_profiles, key=lambda name: float(np.linalg.norm(class_profiles[name] - candidate)))
+
+
+def nearest_shape(candidate: np.ndarray, class_profiles: dict[str, np.ndarray]) -> str:
+    """The class whose average profile has the most similar shape (correlation over bands) to
+    ``candidate``: the balance of the bands, whatever the overall level (a clip's level follows
+    guidance and the seed image; its timbre is how the bands compare)."""
+    def shape(profile: np.ndarray) -> np.ndarray:
+        centred = profile - profile.mean()
+        return centred / max(float(np.linalg.norm(centred)), 1e-12)
+
+    target = shape(candidate)
+    return max(class_profiles, key=lambda name: float(shape(class_profiles[name]) @ target))
