@@ -123,8 +123,11 @@ def test_oscdump_listens_to_changes_and_bars(surfaces: Any, dump: Dump) -> None:
     oscsend(port, "/riff/listen/bar")
     dump.wait_for(1)
     oscsend(port, "/riff/set/volume", ("f", 0.5))
-    assert wait_until(lambda: surfaces.store.snapshot().volume == 0.5)
+    # the change is told from the OSC server's thread once the store holds it: wait for that
+    # message before the bar, which this thread sends at once (their order is not a contract)
+    lines = dump.wait_for(2)
+    assert lines[1][0] == "/riff/get/volume" and float(lines[1][2][0]) == 0.5
+    assert surfaces.store.snapshot().volume == 0.5
     surfaces.notify_bar(8)
     lines = dump.wait_for(3)
-    assert lines[1][0] == "/riff/get/volume" and float(lines[1][2][0]) == 0.5
     assert lines[2] == ("/riff/bar", "i", ["8"])
