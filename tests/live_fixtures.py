@@ -245,22 +245,22 @@ class Recorder:
     def spans(self, block: int) -> list[tuple[int, int]]:
         """(first transport frame, frames) of every gap-free run so far, without copying audio
         (safe while recording: only blocks already written are read)."""
-        count = self.blocks
-        frames = self.block_frames[:count]
-        breaks = np.flatnonzero(np.diff(frames) != block) + 1
-        bounds = np.concatenate(([0], breaks, [count])).astype(int)
-        return [(int(frames[lo]), (hi - lo) * block) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+        return [(first, (hi - lo) * block) for lo, hi, first in self._block_runs(self.block_frames, block)]
 
     def _longest(self, runs: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int]:
         return max(runs, key=lambda run: len(run[0])) if runs else (self.audio[:0].copy(), 0)
 
     def _runs(self, stamps: np.ndarray, block: int) -> list[tuple[np.ndarray, int]]:
+        return [(self.audio[lo * block:hi * block].copy(), first) for lo, hi, first in self._block_runs(stamps, block)]
+
+    def _block_runs(self, stamps: np.ndarray, block: int) -> list[tuple[int, int, int]]:
+        """(first block, end block, first frame) of each run of the blocks written so far whose
+        ``stamps`` step by exactly ``block``."""
         count = self.blocks
         frames = stamps[:count]
         breaks = np.flatnonzero(np.diff(frames) != block) + 1
         bounds = np.concatenate(([0], breaks, [count])).astype(int)
-        return [(self.audio[lo * block:hi * block].copy(), int(frames[lo]))
-                for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+        return [(int(lo), int(hi), int(frames[lo])) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
 
     def close(self) -> None:
         """Deactivate and close."""

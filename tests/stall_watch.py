@@ -75,31 +75,41 @@ class StallWatch:
         """The stalled seconds logged between wall times ``start`` and ``end`` (one second of
         margin each side), each as words."""
         found = []
-        for line in self.path.read_text().splitlines():
-            parts = line.split()
-            if len(parts) != 3:
-                continue
-            at, oversleep, steal = (float(p) for p in parts)
-            if start - 1.0 <= at <= end + 1.0 and (oversleep >= OVERSLEEP_MS or steal >= STEAL_PERCENT):
+        for at, oversleep, steal in self._seconds():
+            if start - 1.0 <= at <= end + 1.0 and _stalled(oversleep, steal):
                 found.append(f"{time.strftime('%H:%M:%S', time.localtime(at))}: a realtime thread "
                              f"{oversleep:.0f} ms late, {steal:.0f} % of the CPUs stolen by the host")
         return found
 
     def summary(self) -> str:
         """One line: seconds watched, the worst of each measure, stalled seconds."""
-        rows = [[float(p) for p in line.split()] for line in self.path.read_text().splitlines()
-                if len(line.split()) == 3]
+        rows = self._seconds()
         if not rows:
             return "host stall watch: nothing logged"
-        stalled = sum(1 for _, late, steal in rows if late >= OVERSLEEP_MS or steal >= STEAL_PERCENT)
+        stalled = sum(1 for _, late, steal in rows if _stalled(late, steal))
         return (f"host stall watch: {len(rows)} s watched, worst realtime lateness {max(r[1] for r in rows):.0f} ms, "
                 f"worst steal {max(r[2] for r in rows):.0f} %, {stalled} s stalled "
                 f"(>= {OVERSLEEP_MS:g} ms or >= {STEAL_PERCENT:g} %)")
+
+    def _seconds(self) -> list[tuple[float, float, float]]:
+        """Each logged second: (wall time, lateness in ms, steal in %); a line cut short by a
+        write in progress is left out."""
+        rows = []
+        for line in self.path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                at, late, steal = (float(p) for p in parts)
+                rows.append((at, late, steal))
+        return rows
 
     def close(self) -> None:
         self._child.kill()
         self._child.wait()
         self.path.unlink(missing_ok=True)
+
+
+def _stalled(late_ms: float, steal_percent: float) -> bool:
+    return late_ms >= OVERSLEEP_MS or steal_percent >= STEAL_PERCENT
 
 
 _WATCH: StallWatch | None = None

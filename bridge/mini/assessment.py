@@ -40,12 +40,18 @@ class ClassRow:
 
 def generate(engine: Any, prompt: str, seed: int, bpm: float, steps: int = 12, **extra: Any) -> Any:
     """A 2-bar clip as the live engine makes it (grid seed image at ``bpm``, denoising 0.75)."""
+    return engine.render(clip_request(prompt, seed, bpm, steps, **extra))
+
+
+def clip_request(prompt: str, seed: int, bpm: float, steps: int = 12, **extra: Any) -> Any:
+    """The request of :func:`generate`: a 2-bar clip from the grid seed at denoising 0.75,
+    guidance 7, with ``extra`` fields replacing those."""
     from bridge.engine.request import GenerationRequest
 
-    settings = dict(prompt_a=prompt, seed_a=seed, bpm=bpm, bars=2, steps=steps, seed_image="grid",
-                    denoising=0.75, guidance=7.0)
+    settings: dict[str, Any] = dict(prompt_a=prompt, seed_a=seed, bpm=bpm, bars=2, steps=steps,
+                                    seed_image="grid", denoising=0.75, guidance=7.0)
     settings.update(extra)
-    return engine.render(GenerationRequest(**settings))
+    return GenerationRequest(**settings)
 
 
 def grey(clip: Any) -> np.ndarray:
@@ -56,13 +62,9 @@ def generate_image(engine: Any, prompt: str, seed: int, bpm: float, steps: int =
     """The grey image :func:`generate` would make, without phase recovery (image measures only):
     the engine's own recipe steps 1-5."""
     from bridge.engine.canvas import Canvas
-    from bridge.engine.request import GenerationRequest
     from bridge.engine.stopwatch import Stopwatch
 
-    settings = dict(prompt_a=prompt, seed_a=seed, bpm=bpm, bars=2, steps=steps, seed_image="grid",
-                    denoising=0.75, guidance=7.0)
-    settings.update(extra)
-    request = GenerationRequest(**settings)
+    request = clip_request(prompt, seed, bpm, steps, **extra)
     seed_image, mask = engine.inputs(request)
     canvas = Canvas(request.generation_width())
     seed_canvas, mask_canvas = canvas.pad_image(seed_image), canvas.pad_mask(mask)
