@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "there is resumed")
     parser.add_argument("--force", action="store_true", help="replace an existing model folder at --out")
     for name in ("data_seed", "loops", "seed", "vae_steps", "vae_batch", "unet_steps", "unet_batch",
-                 "latent_crop", "threads"):
+                 "latent_crop", "threads", "attention_levels"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     parser.add_argument("--unet-lr", type=float, default=d.unet_lr)
     parser.add_argument("--stop-after", type=int, default=None, help="stop (with a checkpoint) after this "
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(out=out, work=work, data_seed=args.data_seed, loops=args.loops, seed=args.seed,
                          vae_steps=args.vae_steps, vae_batch=args.vae_batch, unet_steps=args.unet_steps,
                          unet_batch=args.unet_batch, latent_crop=args.latent_crop, threads=args.threads,
-                         unet_lr=args.unet_lr)
+                         unet_lr=args.unet_lr, attention_levels=args.attention_levels)
     folder = export(config) if args.export else train(config, args.stop_after)
     if folder is None:
         print(f"stopped after {args.stop_after} steps; checkpoint in {work} (run again to resume)")

@@ -30,14 +30,21 @@ def build_vae() -> Any:
     )
 
 
-def build_unet() -> Any:
+#: Resolutions with text cross-attention, from the lowest up, that :func:`build_unet` allows.
+ATTENTION_LEVELS = (1, 2)
+
+
+def build_unet(attention_levels: int = 1) -> Any:
+    """The UNet, with text cross-attention at its ``attention_levels`` lowest resolutions
+    (plus the mid block): 1 is the 16 x 8 latent grid of a training crop; 2 adds 32 x 16."""
     from diffusers import UNet2DConditionModel
 
+    plain = 3 - attention_levels
     return UNet2DConditionModel(
         sample_size=64, in_channels=4, out_channels=4, layers_per_block=1,
         block_out_channels=(32, 64, 128),
-        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * attention_levels,
+        up_block_types=("CrossAttnUpBlock2D",) * attention_levels + ("UpBlock2D",) * plain,
         cross_attention_dim=TEXT_WIDTH, attention_head_dim=4, norm_num_groups=16,
     )
 
@@ -54,14 +61,15 @@ def build_text_encoder(vocab_size: int) -> Any:
     return CLIPTextModel(config)
 
 
-def build_parts(seed: int) -> dict[str, Any]:
-    """Freshly initialised components (``torch.manual_seed(seed)`` first: deterministic)."""
+def build_parts(seed: int, attention_levels: int = 1) -> dict[str, Any]:
+    """Freshly initialised components (``torch.manual_seed(seed)`` first: deterministic);
+    ``attention_levels``: see :func:`build_unet`."""
     import torch
 
     tokenizer = build_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return dict(vae=build_vae(), unet=build_unet(), text_encoder=build_text_encoder(len(tokenizer)),
+        return dict(vae=build_vae(), unet=build_unet(attention_levels), text_encoder=build_text_encoder(len(tokenizer)),
                     tokenizer=tokenizer)
 
 

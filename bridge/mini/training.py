@@ -53,6 +53,7 @@ class TrainConfig:
     ema: float = 0.99
     checkpoint_every: int = 50
     threads: int = 1
+    attention_levels: int = 1
 
     def __post_init__(self) -> None:
         check_int("loops", self.loops, 16, 100_000)
@@ -62,6 +63,7 @@ class TrainConfig:
         check_int("latent_crop", self.latent_crop, 8, self.encode_width // 8)
         check_int("vae_crop", self.vae_crop, 16, 600)
         check_range("ema", self.ema, 0.0, 0.9999)
+        check_int("attention_levels", self.attention_levels, 1, 2)
 
 
 @dataclass
@@ -89,7 +91,7 @@ def train(config: TrainConfig, stop_after: int | None = None) -> Path | None:
     config.work.mkdir(parents=True, exist_ok=True)
     with tqdm(total=config.loops, desc="rendering loops", disable=_cached(config)) as bar:
         data = cached_dataset(config.loops, config.data_seed, bar.update)
-    parts = build_parts(config.seed)
+    parts = build_parts(config.seed, config.attention_levels)
     trainer = _Trainer(config, parts, data)
     trainer.resume()
     trainer.remaining = stop_after
@@ -113,7 +115,7 @@ def export(config: TrainConfig) -> Path:
     from bridge.mini.dataset import cached_dataset
 
     torch.set_num_threads(config.threads)
-    trainer = _Trainer(config, build_parts(config.seed), cached_dataset(config.loops, config.data_seed))
+    trainer = _Trainer(config, build_parts(config.seed, config.attention_levels), cached_dataset(config.loops, config.data_seed))
     trainer.resume()
     if trainer.state.phase not in ("unet", "done") or not trainer.latent_file.is_file():
         raise BridgeError(f"{config.work}: no checkpoint past the VAE phase to export yet")
