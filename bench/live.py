@@ -6,7 +6,9 @@ riff-bridge's live engine free-running with the model generating clip after clip
 measures two phases of ``--seconds`` each: generating alone, then generating with one
 busy-loop process per core. Each row splits the phase's xruns by jackd's own log:
 
-- ``ours Running``: riff-bridge's callback had not finished (its own overrun);
+- ``ours Running``: riff-bridge's callback had not finished, split by the CPU time its
+  realtime thread used (:mod:`bridge.live.overruns`) into ``overrun`` (it was running: its
+  own fault) and ``stall`` (it was stopped mid-callback: the machine);
 - ``ours Triggered``: riff-bridge was woken but never got the CPU in time (the machine);
 - ``metro``: the C reference client, late for either reason;
 - ``driver``: the dummy driver's own cycle started late.
@@ -37,6 +39,7 @@ from bridge.engine.factory import load_engine  # noqa: E402
 from bridge.live.childengine import ChildProcessEngine  # noqa: E402
 from bridge.live.engine import LiveEngine, LiveOptions  # noqa: E402
 from bridge.live.jackoutput import JackOutput  # noqa: E402
+from bridge.live.overruns import watch_core  # noqa: E402
 from bridge.live.server import JackServer  # noqa: E402
 from bridge.state import ControlState, StateStore  # noqa: E402
 
@@ -53,6 +56,7 @@ class Phase:
     seconds: float
     blocks: int
     ours_running: int
+    ours_overrun: int
     ours_triggered: int
     metro: int
     driver: int
@@ -65,12 +69,13 @@ class Phase:
     def row(self) -> str:
         """One table row."""
         return (f"| {self.period} | {self.name} | {self.seconds:.0f} | {self.blocks} | {self.ours_running} | "
-                f"{self.ours_triggered} | {self.metro} | {self.driver} | {self.p50_us:.1f} | "
+                f"{self.ours_overrun} | {self.ours_running - self.ours_overrun} | {self.ours_triggered} | "
+                f"{self.metro} | {self.driver} | {self.p50_us:.1f} | "
                 f"{self.p999_us:.1f} | {self.max_us:.1f} | {self.clips} | {self.late} |")
 
 
-HEADER = ("| period | phase | s | blocks | ours Running | ours Triggered | jack_metro | driver | "
-          "callback p50 us | p99.9 us | max us | clips | late |\n" + "|---" * 13 + "|")
+HEADER = ("| period | phase | s | blocks | ours Running | of which overrun | of which stall | ours Triggered | "
+          "jack_metro | driver | callback p50 us | p99.9 us | max us | clips | late |\n" + "|---" * 15 + "|")
 
 
 def _spin() -> None:
@@ -119,12 +124,14 @@ def measure(live: LiveEngine, server: JackServer, name: str, seconds: float) -> 
     before, causes = live.metrics(), server.xrun_causes()
     core.reset_callback_times()
     started = time.monotonic()
-    time.sleep(seconds)
-    wall = time.monotonic() - started
-    time.sleep(0.3)  # let jackd write its log lines for the last cycles
+    with watch_core(core, CLIENT, server, server.period, server.sample_rate) as watch:
+        time.sleep(seconds)
+        wall = time.monotonic() - started
+        time.sleep(0.3)  # let jackd write its log lines for the last cycles
     after = live.metrics()
     times = core.callback_times()
-    return Phase(server.period, name, wall, times.blocks, *split(causes, server.xrun_causes()),
+    running, triggered, metro, driver = split(causes, server.xrun_causes())
+    return Phase(server.period, name, wall, times.blocks, running, watch.report().ours, triggered, metro, driver,
                  times.percentile(0.5), times.percentile(0.999), times.max_us,
                  after.clips_generated - before.clips_generated, after.late_clips - before.late_clips)
 

@@ -533,6 +533,7 @@ static void apply_command(rb_core *core, const rb_command *c)
         core->external.rolling = c->c != 0;
         break;
     case RB_CMD_EXTERNAL_CLEAR: core->external.valid = 0; break;
+    case RB_CMD_BURN: core->burn_us = c->i; break;
     }
 }
 
@@ -1030,6 +1031,12 @@ int rb_jack_process(jack_nframes_t nframes, void *arg)
     const float *in_r = core->in_r ? (const float *)jack_port_get_buffer(core->in_r, nframes) : 0;
     rb_process(core, (int32_t)nframes, state, &pos, events, jack_last_frame_time(core->client),
                out_l, out_r, in_l, in_r);
+    if (core->burn_us > 0) {
+        /* fault injection (tests): an overrun of our own, on the CPU, as a slow callback would be */
+        while ((int64_t)(jack_get_time() - started) < core->burn_us)
+            ;
+        core->burn_us = 0;
+    }
     count_time(core, started);
     return 0;
 }

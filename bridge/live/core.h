@@ -63,7 +63,8 @@ enum rb_command_kind {
     RB_CMD_MIDI_METER,      /* i: MIDI clock ticks per bar */
     RB_CMD_SAMPLE_RATE,     /* i: sample rate */
     RB_CMD_EXTERNAL,        /* i: bar, a: its start (JACK frame), b: frames per bar, c: rolling */
-    RB_CMD_EXTERNAL_CLEAR   /* the external source is gone */
+    RB_CMD_EXTERNAL_CLEAR,  /* the external source is gone */
+    RB_CMD_BURN             /* i: microseconds the next JACK callback spins (fault injection: an overrun of ours) */
 };
 
 /* A loop as the core sees it: two channels of frames + tail floats each. */
@@ -209,6 +210,7 @@ typedef struct rb_core {
     /* counters and readings (core writes, Python reads) */
     int64_t blocks, xruns, late, underruns, resyncs, clips_started, repeats, own_frame;
     int64_t callback_max_us, start_delay_max;
+    int64_t burn_us;        /* fault injection: the next JACK callback spins this long */
     int64_t histogram[RB_HIST_BUCKETS];
     int32_t tempo_source, transport_held;
     double transport_bpm, transport_beats_per_bar, transport_beat_type;

@@ -171,7 +171,7 @@ class Core:
     def send(self, kind: str, loop: Loop | None = None, a: float = 0.0, b: float = 0.0, c: float = 0.0,
              i: int = 0) -> None:
         """Queue one command (``kind``: NEXT, REFIT, BUSY, GAIN, OWN_TEMPO, TIMEBASE, FREE_RUN,
-        MIDI_METER, SAMPLE_RATE, EXTERNAL, EXTERNAL_CLEAR); CoreError if the ring stays full."""
+        MIDI_METER, SAMPLE_RATE, EXTERNAL, EXTERNAL_CLEAR, BURN); CoreError if the ring stays full."""
         with self._lock:
             command = self._command
             command.kind = getattr(self.lib, f"RB_CMD_{kind}")
@@ -325,6 +325,20 @@ class Core:
         # libjack may still call in after a server died under it or while Python exits: the
         # struct, and every loop it may read, outlive this object (one core per client, ~10 MB).
         _ATTACHED.append(self)
+
+    def realtime_clock(self) -> int | None:
+        """The Linux clock id of the JACK client's realtime thread's CPU time (for
+        ``time.clock_gettime_ns``: time that thread ran, time the host stole excluded), once the
+        client is active; None before, or where there is none."""
+        if self._client is None:
+            return None
+        clock = self.lib.rb_thread_cpu_clock(self.struct.client)
+        return clock if clock != -1 else None
+
+    def burn(self, microseconds: int) -> None:
+        """Fault injection (tests, benchmarks): the next JACK callback spins ``microseconds``
+        on the CPU, an overrun of our own as a slow callback would cause."""
+        self.send("BURN", i=microseconds)
 
     def take_timebase(self, bpm: float, beats_per_bar: int, beat_type: int, conditional: bool = True) -> bool:
         """Become JACK timebase master with our own tempo (BBT computed in the core); False when

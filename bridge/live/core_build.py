@@ -37,7 +37,7 @@ typedef struct {
 enum rb_source { RB_SOURCE_NONE, RB_SOURCE_TRANSPORT, RB_SOURCE_MIDI, RB_SOURCE_EXTERNAL, RB_SOURCE_OWN };
 enum rb_command_kind { RB_CMD_NEXT, RB_CMD_REFIT, RB_CMD_BUSY, RB_CMD_GAIN, RB_CMD_OWN_TEMPO,
     RB_CMD_TIMEBASE, RB_CMD_FREE_RUN, RB_CMD_MIDI_METER, RB_CMD_SAMPLE_RATE, RB_CMD_EXTERNAL,
-    RB_CMD_EXTERNAL_CLEAR };
+    RB_CMD_EXTERNAL_CLEAR, RB_CMD_BURN };
 
 typedef struct {
     int64_t id; const float *left; const float *right;
@@ -96,6 +96,7 @@ int rb_jack_process(jack_nframes_t nframes, void *arg);
 void rb_jack_timebase(jack_transport_state_t state, jack_nframes_t nframes, jack_position_t *pos,
                       int new_pos, void *arg);
 int rb_jack_xrun(void *arg);
+int rb_thread_cpu_clock(jack_client_t *client);
 
 typedef int (*JackProcessCallback)(jack_nframes_t nframes, void *arg);
 typedef int (*JackXRunCallback)(void *arg);
@@ -106,11 +107,28 @@ int jack_set_xrun_callback(jack_client_t *client, JackXRunCallback callback, voi
 int jack_set_timebase_callback(jack_client_t *client, int conditional, JackTimebaseCallback callback, void *arg);
 """
 
+#: Outside core.c (it makes a library call the callback must not): the Linux CPU-time clock of
+#: the client's realtime thread, for :class:`bridge.live.overruns.OverrunWatch`; -1 if none.
+THREAD_CLOCK = """
+#include <pthread.h>
+#include <time.h>
+#include "core.h"
+
+int rb_thread_cpu_clock(jack_client_t *client)
+{
+    clockid_t clock;
+    jack_native_thread_t thread = client ? jack_client_thread_id(client) : 0;
+    if (thread == 0 || pthread_getcpuclockid(thread, &clock) != 0)
+        return -1;
+    return (int)clock;
+}
+"""
+
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "bridge.live._core",
-    '#include "core.h"',
+    THREAD_CLOCK,
     sources=["bridge/live/core.c"],
     include_dirs=[str(HERE)],
     libraries=["jack"],
