@@ -16,7 +16,7 @@ CORE = Path(__file__).resolve().parents[1] / "bridge" / "live" / "core.c"
 #: in the process callback) and the block copies the compiler emits.
 ALLOWED = {
     "jack_port_get_buffer", "jack_transport_query", "jack_midi_get_event_count", "jack_midi_event_get",
-    "jack_last_frame_time", "jack_frames_since_cycle_start", "jack_get_time", "memcpy", "memset",
+    "jack_last_frame_time", "jack_get_cycle_times", "jack_get_time", "memcpy", "memset",
 }
 
 

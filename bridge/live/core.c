@@ -944,23 +944,24 @@ static void render(rb_core *core, int32_t frames)
         core->underruns++;
 }
 
-static void apply_gain(rb_core *core, int32_t frames)
+/* The block into JACK's buffers with the gain applied, ramped across the block when it changed
+ * (one pass: the copy and the gain together). */
+static void emit(rb_core *core, int32_t frames, float *restrict out_l, float *restrict out_r)
 {
+    const float *restrict l = core->block[0], *restrict r = core->block[1];
     float target = core->gain_target, current = core->gain;
-    float *l = core->block[0], *r = core->block[1];
     if (target == current) {
-        if (target != 1.0f)
-            for (int32_t k = 0; k < frames; k++) {
-                l[k] *= target;
-                r[k] *= target;
-            }
+        for (int32_t k = 0; k < frames; k++) {
+            out_l[k] = l[k] * target;
+            out_r[k] = r[k] * target;
+        }
         return;
     }
     float step = (target - current) / (float)frames;
     for (int32_t k = 0; k < frames; k++) {
         float g = current + step * (float)(k + 1);
-        l[k] *= g;
-        r[k] *= g;
+        out_l[k] = l[k] * g;
+        out_r[k] = r[k] * g;
     }
     core->gain = target;
 }
@@ -977,9 +978,7 @@ void rb_process(rb_core *core, int32_t frames, int32_t transport_state, const ja
     read_midi_block(core, event_count, jack_frame, frames);
     locate(core, frames, transport_state, pos, jack_frame);
     render(core, frames);
-    apply_gain(core, frames);
-    memcpy(out_l, core->block[0], sizeof(float) * (size_t)frames);
-    memcpy(out_r, core->block[1], sizeof(float) * (size_t)frames);
+    emit(core, frames, out_l, out_r);
     if (core->position.rolling && core->position.bar_offset >= 0)
         log_bar_line(core, &core->position);
     if (in_l && in_r)
@@ -1019,7 +1018,14 @@ int rb_jack_process(jack_nframes_t nframes, void *arg)
 {
     rb_core *core = (rb_core *)arg;
     jack_time_t started = jack_get_time();
-    int64_t delay = jack_frames_since_cycle_start(core->client);
+    jack_nframes_t cycle_frame;
+    jack_time_t cycle_start, next_cycle;
+    float period_usecs;
+    if (jack_get_cycle_times(core->client, &cycle_frame, &cycle_start, &next_cycle, &period_usecs) != 0) {
+        cycle_frame = jack_last_frame_time(core->client);
+        cycle_start = started;
+    }
+    int64_t delay = started > cycle_start ? (int64_t)((started - cycle_start) * (uint64_t)core->sample_rate / 1000000) : 0;
     if (delay > core->start_delay_max)
         core->start_delay_max = delay;
     jack_position_t pos;
@@ -1029,8 +1035,7 @@ int rb_jack_process(jack_nframes_t nframes, void *arg)
     float *out_r = (float *)jack_port_get_buffer(core->out_r, nframes);
     const float *in_l = core->in_l ? (const float *)jack_port_get_buffer(core->in_l, nframes) : 0;
     const float *in_r = core->in_r ? (const float *)jack_port_get_buffer(core->in_r, nframes) : 0;
-    rb_process(core, (int32_t)nframes, state, &pos, events, jack_last_frame_time(core->client),
-               out_l, out_r, in_l, in_r);
+    rb_process(core, (int32_t)nframes, state, &pos, events, cycle_frame, out_l, out_r, in_l, in_r);
     if (core->burn_us > 0) {
         /* fault injection (tests): an overrun of our own, on the CPU, as a slow callback would be */
         while ((int64_t)(jack_get_time() - started) < core->burn_us)

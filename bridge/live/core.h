@@ -5,7 +5,7 @@
  * rb_jack_timebase, rb_jack_xrun) allocate nothing, take no lock, log nothing and cannot fail.
  * They call no function outside this file except libjack's realtime-safe calls
  * (jack_port_get_buffer, jack_transport_query, jack_midi_get_event_count, jack_midi_event_get,
- * jack_last_frame_time, jack_frames_since_cycle_start, jack_get_time) and the compiler's
+ * jack_get_cycle_times, jack_last_frame_time, jack_get_time) and the compiler's
  * memcpy/memset. tests/test_core_symbols.py checks this with `nm -u` against an allow-list.
  *
  * All state the callbacks touch lives in one rb_core struct that Python allocates, sizes and

@@ -152,7 +152,7 @@ class Core:
         if crossfade.frames > lib.RB_MAX_FADE:
             raise CoreError(f"crossfade: at most {lib.RB_MAX_FADE} frames, got {crossfade.frames}")
         self.ffi, self.lib = ffi, lib
-        self.struct = ffi.new("rb_core *")
+        self._region, self.struct = _huge_struct(ffi)
         lib.rb_init(self.struct, sample_rate, float(own_frames_per_bar), _floats(ffi, crossfade.fade_in),
                     _floats(ffi, crossfade.fade_out), crossfade.frames, int(free_run))
         self.crossfade = crossfade
@@ -352,6 +352,25 @@ class Core:
 
 #: Cores registered with libjack: kept until the process ends (see :meth:`Core.attach`).
 _ATTACHED: list[Core] = []
+
+
+#: Transparent huge page size (x86-64, arm64 with 4 KiB pages).
+HUGE_PAGE = 2 << 20
+
+
+def _huge_struct(ffi: Any) -> tuple[Any, Any]:
+    """(the mapping, an ``rb_core *`` inside it): zeroed anonymous memory aligned to
+    :data:`HUGE_PAGE` and advised to use huge pages, so the callback's state spans a few TLB
+    entries instead of thousands (the kernel may still give small pages)."""
+    import mmap
+
+    size = ffi.sizeof("rb_core")
+    region = mmap.mmap(-1, size + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    start = int(ffi.cast("uintptr_t", ffi.from_buffer(region)))
+    offset = -start % HUGE_PAGE
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        region.madvise(mmap.MADV_HUGEPAGE, offset, (size + HUGE_PAGE - 1) // HUGE_PAGE * HUGE_PAGE)
+    return region, ffi.cast("rb_core *", start + offset)
 
 
 def _floats(ffi: Any, curve: np.ndarray) -> Any:
