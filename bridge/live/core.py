@@ -269,6 +269,13 @@ class Core:
         histogram = tuple(int(v) for v in self.ffi.unpack(self.struct.histogram, self.lib.RB_HIST_BUCKETS))
         return CallbackTimes(histogram, float(self.struct.callback_max_us))
 
+    def long_callbacks(self, microseconds: int) -> int:
+        """How many callbacks since the last :meth:`reset_callback_times` took at least
+        ``microseconds`` of wall time (read from the histogram: no race with the callback)."""
+        first = max(0, min(int(microseconds), self.lib.RB_HIST_BUCKETS - 1))
+        tail = self.ffi.unpack(self.struct.histogram + first, self.lib.RB_HIST_BUCKETS - first)
+        return int(sum(tail))
+
     def reset_callback_times(self) -> None:
         """Start a new callback time histogram (and start delay maximum)."""
         self.lib.rb_reset_callback_times(self.struct)
