@@ -16,7 +16,7 @@ Recipe:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,11 @@ class DemoResult:
     seconds: float
     sample_rate: int
     beat_contrast: float = float("nan")
+    #: Overruns of riff-bridge's own callback (:mod:`bridge.live.overruns`); the xruns above
+    #: count every client's, the demo's Python recorder included.
+    overruns: int = 0
+    #: jackd's attribution of the xruns ("client state: count"), when the demo started jackd.
+    xrun_causes: str = ""
 
 
 def run_demo(out_dir: str | Path, model: str = "mini", bpm: float = 120.0, bars: int = 2,
@@ -71,13 +76,25 @@ def run_demo(out_dir: str | Path, model: str = "mini", bpm: float = 120.0, bars:
         with session:
             capture = _capture(session, timeout)
             began = time.monotonic()
-            _perform(session, osc, clips, timeout)
+            with _overrun_watch(session, private) as watch:
+                _perform(session, osc, clips, timeout)
             metrics = session.live.metrics()
             boundaries = session.live.boundaries()
             recorded = capture.stop()
-    result = _result(metrics, boundaries, recorded, time.monotonic() - began)
+        causes = ", ".join(f"{k}: {v}" for k, v in sorted(private.xrun_causes().items())) if private else ""
+    result = replace(_result(metrics, boundaries, recorded, time.monotonic() - began),
+                     overruns=watch.report().busy, xrun_causes=causes)
     _write(out, recorded)
     return result
+
+
+def _overrun_watch(session: Any, server: Any) -> Any:
+    """An :class:`~bridge.live.overruns.OverrunWatch` over riff-bridge's client (jackd's log
+    read too when ``server`` is the private server the demo started)."""
+    from bridge.live.overruns import watch_core
+
+    output = session.parts.output
+    return watch_core(session.live.core, output.client.name, server, output.block_size, output.sample_rate)
 
 
 def _session(out: Path, model: str, bpm: float, bars: int) -> tuple[Any, Any]:
@@ -196,7 +213,8 @@ def print_summary(result: DemoResult) -> None:
         ("bar alignment error (max)", f"{result.max_alignment_frames:.0f} frames ({result.max_alignment_frames * ms:.2f} ms)"),
         ("longest silence while rolling", f"{result.longest_gap_frames} frames"),
         ("late clips", str(result.late_clips)),
-        ("xruns", str(result.xruns)),
+        ("xruns (any client)", f"{result.xruns}" + (f" (jackd: {result.xrun_causes})" if result.xrun_causes else "")),
+        ("overruns of riff-bridge", str(result.overruns)),
         ("generation real-time factor", f"{result.real_time_factor:.3f} (seconds per second of audio)"),
         ("generation failures", str(result.failures)),
         ("final tempo", f"{result.tempo_bpm:.2f} BPM"),

@@ -29,11 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo and print its table; exit 1 when a clip missed the bar grid or audio gapped."""
+    """Run the demo and print its table; exit 1 when a clip missed the bar grid, riff-bridge's
+    callback overran (xruns caused by other clients, the demo's recorder included, are
+    reported, not failed on) or clips were missing."""
     from bridge.demo import print_summary, run_demo
 
     result = run_demo(args.out, args.model, args.bpm, args.bars, args.clips, period=args.period)
     print_summary(result)
-    ok = (result.max_alignment_frames <= ALIGNMENT_TOLERANCE and result.xruns == 0
+    ok = (result.max_alignment_frames <= ALIGNMENT_TOLERANCE and result.overruns == 0
           and result.clips_played >= args.clips)
     return 0 if ok else 1
