@@ -376,7 +376,7 @@ def _huge_struct(ffi: Any) -> tuple[Any, Any]:
     start = int(ffi.cast("uintptr_t", ffi.from_buffer(region)))
     offset = -start % HUGE_PAGE
     if hasattr(mmap, "MADV_HUGEPAGE"):
-        region.madvise(mmap.MADV_HUGEPAGE, offset, (size + HUGE_PAGE - 1) // HUGE_PAGE * HUGE_PAGE)
+        region.madvise(mmap.MADV_HUGEPAGE, offset)  # from the aligned start to the mapping's end
     return region, ffi.cast("rb_core *", start + offset)
 
 
