@@ -69,22 +69,28 @@ def test_frame_at_agrees_with_libjack_time_to_frames(client: Any) -> None:
 
 
 def test_frame_rate_uses_a_long_sliding_baseline() -> None:
-    """Two cycles seconds apart give the rate; a lone cycle its own (rounded) span; the
-    baseline slides; a frame counter that jumps (new server) starts it again."""
+    """Two cycles seconds apart give the rate; before that, the nominal rate (never one
+    cycle's span); the baseline slides; a frame counter that jumps (new server) starts it
+    again."""
     rate = FrameRate()
-    assert rate.update(CycleTimes(1000, 10_000_000, 10_005_806, 256)) == pytest.approx(256 / 5806)
-    assert rate.update(CycleTimes(1000 + 441_150, 20_000_000, 20_005_805, 256)) == pytest.approx(0.044115)
+    nominal = 44100 / 1e6
+    assert rate.update(CycleTimes(1000, 10_000_000, 10_005_806, 256, 44100)) == pytest.approx(nominal)
+    assert rate.update(CycleTimes(1000 + 441_150, 20_000_000, 20_005_805, 256, 44100)) == pytest.approx(0.044115)
     for second in range(22, 62, 2):  # the rate changes: the window follows it within 20 s
-        frames = 1000 + 441_150 + (second - 20) * 44_200
-        latest = rate.update(CycleTimes(frames % 2**32, second * 1_000_000, second * 1_000_000 + 5792, 256))
-    assert latest == pytest.approx(0.0442)
+        frames = 1000 + 441_150 + (second - 20) * 44_110
+        latest = rate.update(CycleTimes(frames % 2**32, second * 1_000_000, second * 1_000_000 + 5792, 256, 44100))
+    assert latest == pytest.approx(0.04411)
     wrapped = FrameRate()
-    wrapped.update(CycleTimes(2**32 - 100, 20_000_000, 20_005_806, 256))
-    assert wrapped.update(CycleTimes((2**32 - 100 + 441_150) % 2**32, 30_000_000, 30_005_806, 256)) == \
+    wrapped.update(CycleTimes(2**32 - 100, 20_000_000, 20_005_806, 256, 44100))
+    assert wrapped.update(CycleTimes((2**32 - 100 + 441_150) % 2**32, 30_000_000, 30_005_806, 256, 44100)) == \
         pytest.approx(0.044115)
-    assert wrapped.update(CycleTimes(512, 33_000_000, 33_005_806, 256)) == pytest.approx(256 / 5806)  # new server
-    # a span far from the rate found (the driver woke late) gives way to that rate
-    assert wrapped.update(CycleTimes(768, 33_005_806, 33_011_000, 256)) == pytest.approx(0.044115)
+    assert wrapped.update(CycleTimes(512, 33_000_000, 33_005_806, 256, 44100)) == pytest.approx(nominal)  # new server
+    # one cycle whose span is 3 % short (the driver woke late; the DLL moved the next wake-up)
+    # is no reading of the rate: still the nominal one, and the baseline after it is exact
+    assert wrapped.update(CycleTimes(768, 33_005_806, 33_011_440, 256, 44100)) == pytest.approx(nominal)
+    assert wrapped.update(CycleTimes(512 + 88_230, 35_000_000, 35_005_806, 256, 44100)) == pytest.approx(0.044115)
+    # a server at another rate starts again from its own nominal rate
+    assert wrapped.update(CycleTimes(512, 36_000_000, 36_005_333, 256, 48000)) == pytest.approx(0.048)
 
 
 def _independent_grid(session: Any, client: Any, quantum: float, latency: int) -> tuple[int, float, float]:

@@ -66,12 +66,14 @@ def _libjack() -> tuple[Any, Any]:
 @dataclass(frozen=True)
 class CycleTimes:
     """One JACK cycle as the delay-locked loop sees it: ``frames`` (frame counter at its start),
-    ``usecs`` and ``next_usecs`` (JACK times of its start and of the next cycle's), ``block``."""
+    ``usecs`` and ``next_usecs`` (JACK times of its start and of the next cycle's), ``block``,
+    and the server's nominal ``sample_rate`` (frames per second)."""
 
     frames: int
     usecs: int
     next_usecs: int
     block: int
+    sample_rate: int
 
     def frame_at(self, usecs: float) -> float:
         """The (fractional, unwrapped) JACK frame time of JACK time ``usecs``."""
@@ -113,7 +115,8 @@ class JackClock:
             raise JackClockError("jack_get_cycle_times failed: the JACK client is not active")
         if next_usecs[0] <= usecs[0]:
             raise JackClockError("jack_get_cycle_times: no cycle has run yet")
-        return CycleTimes(int(frames[0]), int(usecs[0]), int(next_usecs[0]), int(self.client.blocksize))
+        return CycleTimes(int(frames[0]), int(usecs[0]), int(next_usecs[0]), int(self.client.blocksize),
+                          int(self.client.samplerate))
 
     def frame_at(self, usecs: float) -> float:
         """Fractional JACK frame time of JACK time ``usecs`` (see :meth:`CycleTimes.frame_at`)."""

@@ -159,40 +159,42 @@ class GridLog:
 class FrameRate:
     """JACK frames per microsecond of JACK time, over a long baseline of cycle readings.
 
-    A cycle's own span (``next_usecs - usecs``) is an integer number of microseconds that the
-    DLL rounds: one bar extrapolated from it can be ~15 frames off. Two cycles seconds apart
-    pin the rate to a fraction of a ppm. Anchors are kept every ``RATE_BASELINE_S`` for
-    ``RATE_WINDOW_S`` (a sliding baseline that follows a drifting clock); the oldest gives
-    the rate. Before a baseline exists, or when the frame counter jumped (a new server), the
-    cycle's span is used and the anchors start again; once a baseline has given a rate, a span
-    more than 1 % from it (the dummy driver waking late) gives way to that rate.
+    A cycle's own span (``next_usecs - usecs``) is no measure of the rate: the DLL rounds it to
+    whole microseconds (~15 frames a bar at 64 frames), and when the driver wakes late the DLL
+    moves the next wake-up by part of the delay, so one span can be several per cent off (a
+    grid extrapolated from it missed a bar line by 2.5 ms, 100 ms ahead, on a loaded machine).
+    So the rate is the server's nominal one (``sample_rate`` / 1e6) until a baseline exists,
+    and then the frames counted between two cycles seconds apart: anchors are kept every
+    ``RATE_BASELINE_S`` for ``RATE_WINDOW_S`` (a sliding baseline that follows a drifting card;
+    the oldest gives the rate). A baseline rate more than ``MAX_DEVIATION`` from the nominal
+    one (a frame counter that jumped: a new server) starts the anchors again on the nominal
+    rate. Real converters run within about 100 ppm of nominal.
     """
+
+    #: Largest believable relative difference between the measured and the nominal rate.
+    MAX_DEVIATION = 0.005
 
     def __init__(self) -> None:
         self._anchors: list[CycleTimes] = []
-        self._good: float | None = None
 
     def update(self, cycle: CycleTimes) -> float:
         """The rate (frames per microsecond) given the newest cycle."""
-        span_rate = cycle.block / (cycle.next_usecs - cycle.usecs)
+        nominal = cycle.sample_rate / 1e6
         anchors = self._anchors
+        if anchors and anchors[0].sample_rate != cycle.sample_rate:
+            anchors.clear()
         if not anchors or cycle.usecs - anchors[-1].usecs >= RATE_BASELINE_S * 1e6:
             anchors.append(cycle)
         while len(anchors) > 1 and cycle.usecs - anchors[1].usecs >= RATE_WINDOW_S * 1e6:
             anchors.pop(0)
         elapsed = cycle.usecs - anchors[0].usecs
         if elapsed < RATE_BASELINE_S * 1e6:
-            return self._span(span_rate)
+            return nominal
         rate = ((cycle.frames - anchors[0].frames) % 2**32) / elapsed
-        if abs(rate / span_rate - 1.0) > 0.01:  # the counter jumped: start again
+        if abs(rate / nominal - 1.0) > self.MAX_DEVIATION:  # the counter jumped: start again
             self._anchors = [cycle]
-            return self._span(span_rate)
-        self._good = rate
+            return nominal
         return rate
-
-    def _span(self, span_rate: float) -> float:
-        good = self._good
-        return good if good is not None and abs(span_rate / good - 1.0) > 0.01 else span_rate
 
 
 @dataclass(frozen=True)
