@@ -14,8 +14,11 @@
    - on CUDA: the whole table, seconds per clip, per UNet step and real-time factor for
      each dtype (fp16, bf16, fp32 with TF32), scheduler and step count, and torch.compile
      off and on (fp16). About 5 minutes on one H100.
+3. ``--layout``: the shipped riff-bridge-mini model's UNet step (batch 2, a 2-bar clip's
+   latents at 128 BPM) and VAE decode with the weights in the default layout against
+   channels-last (what the loader now always does), median of ``--repeats`` x 10 calls.
 
-    .venv/bin/python bench/engine.py [--repeats N] [--steps K] [--full] [--skip-tiny] [--device cuda:N]
+    .venv/bin/python bench/engine.py [--repeats N] [--steps K] [--full] [--skip-tiny] [--layout] [--device cuda:N]
 """
 
 from __future__ import annotations
@@ -306,12 +309,37 @@ def gpu_row(engine: DiffusionEngine, dtype: str, compile_: bool, scheduler: str,
           f"{seconds:>9.3f}{per_step:>9.4f}{CLIP_SECONDS / seconds:>13.1f}")
 
 
+def layout_comparison(repeats: int) -> None:
+    """Section 3: contiguous vs channels-last weights of the mini model, same inputs."""
+    parts = load_model(ModelSpec("mini", device="cpu"))
+    unet, vae = parts.unet, parts.vae
+    latents = torch.randn(2, unet.config.in_channels, 64, 48).contiguous(memory_format=torch.channels_last)
+    text = torch.randn(2, 77, unet.config.cross_attention_dim)
+    steps = torch.tensor([500, 500])
+    calls = {"UNet step (batch 2)": lambda: unet(latents, steps, encoder_hidden_states=text),
+             "VAE decode": lambda: vae.decode(latents[:1])}
+    print(f"\n## riff-bridge-mini on CPU: weight layout (latents 64 x 48, median of {repeats} x 10 calls)")
+    print(f"{'call':<22}{'contiguous ms':>15}{'channels-last ms':>18}{'ratio':>8}")
+    for name, call in calls.items():
+        times = {}
+        for layout in (torch.contiguous_format, torch.channels_last):
+            unet.to(memory_format=layout)
+            vae.to(memory_format=layout)
+            with torch.no_grad():
+                call()
+                times[layout] = statistics.median(run_time(lambda: [call() for _ in range(10)]) / 10
+                                                  for _ in range(repeats)) * 1000
+        base, last = times[torch.contiguous_format], times[torch.channels_last]
+        print(f"{name:<22}{base:>15.1f}{last:>18.1f}{last / base:>8.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20, help="steps of the tiny comparison and the CPU full run")
     parser.add_argument("--full", action="store_true", help="also the full-size SD1.5 architecture (section 2)")
     parser.add_argument("--skip-tiny", action="store_true", help="skip the tiny-model comparison")
+    parser.add_argument("--layout", action="store_true", help="also the mini model's weight layouts (section 3)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or cuda:N for section 2 (auto: cuda if present)")
     parser.add_argument("--cpu-steps", type=int, default=4, help="steps of the CPU full run (x 0.75 UNet calls)")
     args = parser.parse_args()
@@ -322,6 +350,8 @@ def main() -> None:
           f"{torch.get_num_threads()} CPU threads")
     if not args.skip_tiny:
         tiny_comparison(args.repeats, args.steps)
+    if args.layout:
+        layout_comparison(args.repeats)
     if args.full:
         device = ModelSpec(device=args.device).resolved_device()
         folder = full_model_folder()

@@ -6,9 +6,10 @@ Per caption class, clips for --seeds seeds at --bpm (a tempo off the training gr
 beat autocorrelation of the onset envelope at the beat period (clips, random images); the
 class whose training-average frequency profile is nearest the clips' average; distance of the
 clips to their nearest training image (pooled 8x8, best horizontal shift) against the median
-nearest-neighbour distance between training images. Then the negative prompt "drums" and an
-interpolation "piano chords" -> "house drums" (drum band: darkness above 3 kHz relative to the
-whole image), and the generation real-time factor. Needs the training data (built and cached
+nearest-neighbour distance between training images. Then the negative prompt "drums" (drum
+band: the percussive share of the image's amplitude) and an interpolation "piano chords" ->
+"house drums" (drum band, and where the clips' profile lies between the two classes' training
+averages), and the generation real-time factor. Needs the training data (built and cached
 on first use, about 15 minutes).
 
     .venv/bin/python bench/mini_model.py [--seeds 8] [--bpm 100]
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--model", default="mini")
     parser.add_argument("--seed-image", default="grid", help="built-in seed image the clips start from")
     parser.add_argument("--denoising", type=float, default=0.75)
+    parser.add_argument("--guidance", type=float, default=7.0)
     parser.add_argument("--classes", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--parts", default="table,conditioning",
                         help="what to run: table, conditioning, or both (comma-separated)")
@@ -50,8 +52,8 @@ def main() -> None:
 
 
 def recipe(args: argparse.Namespace) -> dict[str, object]:
-    """The seed image and denoising every clip is made with."""
-    return {"seed_image": args.seed_image, "denoising": args.denoising}
+    """The seed image, denoising and guidance every clip is made with."""
+    return {"seed_image": args.seed_image, "denoising": args.denoising, "guidance": args.guidance}
 
 
 def table(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[int]) -> None:
@@ -61,7 +63,7 @@ def table(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[int]) -
     rows = check.class_table(engine, data, classes, seeds, args.bpm, **recipe(args))
     elapsed = time.perf_counter() - started
     print(f"\nclass table: {len(seeds)} seeds at {args.bpm:g} BPM, 2 bars, 12 steps, {args.seed_image} seed, "
-          f"denoising {args.denoising:g}")
+          f"denoising {args.denoising:g}, guidance {args.guidance:g}")
     print(f"{'class':<44} {'beat ac':>8} {'random':>8} {'nearest profile':<32} {'own?':>5} "
           f"{'nearest shape':<32} {'own?':>5} {'nearest train':>13} {'typical':>8}")
     for r in rows:
@@ -85,12 +87,16 @@ def conditioning(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[
     print(f"\nnegative prompt 'drums' on 'house drums with bass line': drum band {plain:.3f} -> {negated:.3f} "
           f"({(negated / plain - 1) * 100:+.0f} %)")
     alphas = [0.0, 0.25, 0.5, 0.75, 1.0]
-    band = check.interpolation_profile(engine, "piano chords", "house drums", alphas, seeds, args.bpm, **recipe(args))
-    steps = np.diff(band)
-    print("interpolation 'piano chords' -> 'house drums', drum band by alpha: "
-          + ", ".join(f"{a:.2f}: {b:.3f}" for a, b in zip(alphas, band))
-          + f" ({'monotonic' if (steps > 0).all() else 'NOT monotonic'})")
-
+    data = cached_dataset(480, 1)
+    steps = check.interpolation_steps(engine, data, "piano chords", "house drums", alphas, seeds, args.bpm,
+                                      **recipe(args))
+    print("\ninterpolation 'piano chords' -> 'house drums' (profile position: 0 at the piano chords "
+          "training average, 1 at the house drums one)")
+    print(f"{'alpha':>6} {'drum band':>10} {'profile position':>17}")
+    for step in steps:
+        print(f"{step.alpha:6.2f} {step.drum_band:10.3f} {step.position:17.3f}")
+    for label, values in (("drum band", [s.drum_band for s in steps]), ("profile position", [s.position for s in steps])):
+        print(f"{label}: {'monotonic' if (np.diff(values) > 0).all() else 'NOT monotonic'}")
 
 if __name__ == "__main__":
     main()

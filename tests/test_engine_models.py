@@ -217,7 +217,7 @@ def test_fetch_model_cli_converts_a_local_checkpoint(layouts, cache, capsys) -> 
     assert f"ready at {converted_dir(layouts['single.ckpt'])}" in capsys.readouterr().out
 
 
-def test_compile_wraps_the_unet_and_makes_weights_channels_last(tiny_model_dir) -> None:
+def test_weights_are_channels_last_and_compile_wraps_the_unet(tiny_model_dir) -> None:
     from bridge.engine.loader import ModelSpec, load_model
     from bridge.engine.speed import is_compiled
 
@@ -227,6 +227,8 @@ def test_compile_wraps_the_unet_and_makes_weights_channels_last(tiny_model_dir) 
     assert parts.unet.config.in_channels == 4  # the config still reads through the wrapper
     assert parts.unet._orig_mod.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert parts.vae.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert plain.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert plain.vae.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_a_single_file_s_clip_tokenizer_is_found_beside_it_or_named(hub, tmp_path) -> None:

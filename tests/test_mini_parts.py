@@ -77,6 +77,20 @@ def test_drum_band_tells_vertical_hits_from_held_notes_and_profile_reads_rows() 
     assert ev.profile(held)[51] == pytest.approx(0.5) and ev.profile(held)[0] == 0.0  # rows 408-411 from the bottom
 
 
+def test_profile_position_reads_where_a_profile_lies_between_two_classes() -> None:
+    start, end = np.zeros(ev.BANDS), np.linspace(0.0, 1.0, ev.BANDS)
+    assert ev.profile_position(start, start, end) == pytest.approx(0.0)
+    assert ev.profile_position(end, start, end) == pytest.approx(1.0)
+    assert ev.profile_position(0.25 * end, start, end) == pytest.approx(0.25)
+    assert ev.profile_position(-end, start, end) == pytest.approx(-1.0)
+    # a change across the line (at right angles to it) does not move the position
+    wobble = np.where(np.arange(ev.BANDS) % 2 == 0, 0.1, -0.1)
+    across = wobble - (wobble @ end) / (end @ end) * end
+    assert ev.profile_position(0.5 * end + across, start, end) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="profile_position: start and end profiles are equal"):
+        ev.profile_position(end, end, end)
+
+
 def test_mini_name_points_at_the_shipped_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from bridge.engine.loader import locate_model
     from bridge.mini import architecture
@@ -140,6 +154,34 @@ def test_training_resumes_to_the_same_weights(tmp_path: Path, monkeypatch: pytes
 
     parts = load_model(ModelSpec(str(resumed), device="cpu"))
     assert parts.vae_scale_factor == 8 and parts.vae.config.scaling_factor != 0.18215
+
+
+@pytest.mark.slow
+def test_a_finished_run_goes_on_when_given_more_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--unet-steps`` larger than a finished run's: it goes on from its last step (the losses
+    say how many ran) and writes new weights."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    from bridge.mini.training import TrainConfig, train
+
+    monkeypatch.setenv("RIFF_BRIDGE_CACHE", str(tmp_path / "cache"))
+    small = dict(out=tmp_path / "a", work=tmp_path / "a.work", loops=16, vae_steps=2, vae_batch=1, unet_batch=2,
+                 encode_width=256, latent_crop=16, checkpoint_every=100)
+    name = "unet/diffusion_pytorch_model.safetensors"
+    first = train(TrainConfig(unet_steps=2, **small))
+    assert first is not None
+    before = load_file(first / name)
+    longer = train(TrainConfig(unet_steps=4, **small))
+    saved = torch.load(tmp_path / "a.work" / "checkpoint.pt", weights_only=True)
+    assert saved["phase"] == "done" and len(json.loads(saved["losses"])["unet"]) == 4
+    assert longer is not None
+    after = load_file(longer / name)
+    assert after.keys() == before.keys() and any(not torch.equal(after[k], before[k]) for k in after)
+    again = train(TrainConfig(unet_steps=4, **small))  # nothing left to do: the same weights
+    assert again is not None and all(torch.equal(load_file(again / name)[k], after[k]) for k in after)
 
 
 def _capture(audio: np.ndarray, first_bpm: float, last_bpm: float, change_frame: int) -> object:

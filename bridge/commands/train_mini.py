@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="riff-bridge-mini", help="model folder to write (must not exist "
                         "unless --force)")
     parser.add_argument("--work", default=None, help="checkpoint folder (default OUT.work); a checkpoint "
-                        "there is resumed")
+                        "there is resumed (a finished one goes on when --unet-steps is larger)")
     parser.add_argument("--force", action="store_true", help="replace an existing model folder at --out")
     for name in ("data_seed", "loops", "seed", "vae_steps", "vae_batch", "unet_steps", "unet_batch",
                  "latent_crop", "threads", "attention_levels"):

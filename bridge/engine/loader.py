@@ -117,7 +117,7 @@ def load_model(spec: ModelSpec, progress: bool = False) -> ModelComponents:
     """Resolve ``spec.name`` to a folder and load its components (see the module recipe)."""
     import torch
 
-    from bridge.engine.speed import compile_unet, enable_tf32
+    from bridge.engine.speed import channels_last, compile_unet, enable_tf32
 
     quiet_libraries(progress)
     device = spec.resolved_device()
@@ -126,9 +126,10 @@ def load_model(spec: ModelSpec, progress: bool = False) -> ModelComponents:
     parts = _load_parts(folder, dtype, progress)
     for module in (parts["unet"], parts["vae"], parts["text_encoder"]):
         _prepare_module(module, device, dtype)
+    channels_last(parts["unet"], parts["vae"])
     enable_tf32(device)
     if spec.compile:
-        parts["unet"] = compile_unet(parts["unet"], parts["vae"])
+        parts["unet"] = compile_unet(parts["unet"])
     return ModelComponents(device=torch.device(device), dtype=dtype, folder=folder, **parts)
 
 

@@ -7,8 +7,9 @@ beat autocorrelation (:mod:`~bridge.mini.evaluation`) of clips and of random ima
 class whose training-average frequency profile is nearest to the clips' average (by distance,
 and by shape: level set aside), and the
 clips' distance to their nearest training image against the typical nearest-neighbour
-distance between training images. :func:`negative_effect` and :func:`interpolation_profile`
-check that negative prompts and prompt interpolation move the drum band.
+distance between training images. :func:`negative_effect` checks that negative prompts move
+the drum band, and :func:`interpolation_steps` that prompt
+interpolation moves the clips' profile from one class's towards the other's.
 """
 
 from __future__ import annotations
@@ -156,9 +157,28 @@ def negative_effect(engine: Any, prompt: str, negative: str, seeds: Sequence[int
     return float(np.mean(plain)), float(np.mean(negated))
 
 
-def interpolation_profile(engine: Any, prompt_a: str, prompt_b: str, alphas: Sequence[float],
-                          seeds: Sequence[int], bpm: float, steps: int = 12, **extra: Any) -> list[float]:
-    """Mean drum-band ratio at each alpha from ``prompt_a`` to ``prompt_b`` (same seeds)."""
-    return [float(np.mean([ev.drum_band(generate_image(engine, prompt_a, s, bpm, steps, prompt_b=prompt_b,
-                                                       seed_b=s, alpha=a, **extra)) for s in seeds]))
-            for a in alphas]
+@dataclass(frozen=True)
+class InterpolationStep:
+    """One alpha of :func:`interpolation_steps` (means over seeds)."""
+
+    alpha: float
+    drum_band: float
+    position: float
+
+
+def interpolation_steps(engine: Any, data: Any, prompt_a: str, prompt_b: str, alphas: Sequence[float],
+                        seeds: Sequence[int], bpm: float, steps: int = 12, **extra: Any) -> list[InterpolationStep]:
+    """Clips from ``prompt_a`` to ``prompt_b`` at each alpha (same seeds at both ends), with their
+    mean drum band and where their mean profile lies between the two classes' training-average
+    profiles in ``data`` (:func:`~bridge.mini.evaluation.profile_position`: 0 at ``prompt_a``'s,
+    1 at ``prompt_b``'s)."""
+    profiles = class_profiles(data.images, data.names)
+    out = []
+    for alpha in alphas:
+        images = [generate_image(engine, prompt_a, s, bpm, steps, prompt_b=prompt_b, seed_b=s, alpha=alpha, **extra)
+                  for s in seeds]
+        mean_profile = np.mean([ev.profile(im) for im in images], axis=0)
+        out.append(InterpolationStep(
+            float(alpha), float(np.mean([ev.drum_band(im) for im in images])),
+            ev.profile_position(mean_profile, profiles[prompt_a], profiles[prompt_b])))
+    return out

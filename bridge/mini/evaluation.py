@@ -10,7 +10,9 @@ All measures read either audio (mono float, 44.1 kHz) or spectrogram images' gre
   - :func:`profile`: mean darkness per band (64 bands, bottom to top) of an image;
   - :func:`drum_band`: the percussive share of the image's amplitude (median-filter
     harmonic/percussive separation);
-  - :func:`nearest_distance`: RMS grey-level distance to the nearest of a set of images.
+  - :func:`nearest_distance`: RMS grey-level distance to the nearest of a set of images;
+  - :func:`profile_position`: where a profile lies on the way from one class's average
+    profile to another's (0 at the first, 1 at the second).
 """
 
 from __future__ import annotations
@@ -127,3 +129,14 @@ def nearest_shape(candidate: np.ndarray, class_profiles: dict[str, np.ndarray]) 
 
     target = shape(candidate)
     return max(class_profiles, key=lambda name: float(shape(class_profiles[name]) @ target))
+
+
+def profile_position(candidate: np.ndarray, start: np.ndarray, end: np.ndarray) -> float:
+    """Where ``candidate`` lies on the line from profile ``start`` to profile ``end``: the
+    projection ``(candidate - start) . (end - start) / |end - start|^2`` (0 at ``start``, 1 at
+    ``end``; below 0 or above 1 past them). Raises ValueError when the two ends are equal."""
+    direction = np.asarray(end, np.float64) - np.asarray(start, np.float64)
+    length = float(direction @ direction)
+    if length <= 0.0:
+        raise ValueError("profile_position: start and end profiles are equal, so there is no line between them")
+    return float((np.asarray(candidate, np.float64) - start) @ direction / length)

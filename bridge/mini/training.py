@@ -170,6 +170,9 @@ class _Trainer:
         self.vae_opt.load_state_dict(saved["vae_opt"])
         self.unet_opt.load_state_dict(saved["unet_opt"])
         self.state = _State(saved["phase"], int(saved["step"]), json.loads(saved["losses"]))
+        done = len(self.state.losses["unet"])
+        if self.state.phase == "done" and done < self.config.unet_steps:  # a longer schedule: go on
+            self.state = _State("unet", done, self.state.losses)
         print(f"resumed from {self.checkpoint}: {self.state.phase} step {self.state.step}")
 
     def save_checkpoint(self) -> None:
@@ -334,12 +337,14 @@ class _Trainer:
     # -- 5. save ---------------------------------------------------------------------------
     def save(self, seconds: float) -> Path:
         from bridge.mini.architecture import MODEL_NAME, save_model
+        from bridge.mini.vocabulary import build_tokenizer
 
         vae = self.parts["vae"].eval()
         vae.register_to_config(scaling_factor=self.scaling)
         modules = {"unet": self.ema["unet"], "text_encoder": self.ema["text_encoder"], "vae": vae}
         # weights stored in fp16 (half the size; the loader casts to the run's dtype)
         parts = dict(self.parts, **{name: copy.deepcopy(m).half() for name, m in modules.items()})
+        parts["tokenizer"] = build_tokenizer()  # a fresh one: a used fast tokenizer saves its padding state
         folder = save_model(parts, self.config.out)
         record = {"model": MODEL_NAME, "phase": self.state.phase, "step": self.state.step, "config": {k: str(v) if isinstance(v, Path) else v
                                                  for k, v in asdict(self.config).items()},
