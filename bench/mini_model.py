@@ -6,7 +6,7 @@ Per caption class, clips for --seeds seeds at --bpm (a tempo off the training gr
 beat autocorrelation of the onset envelope at the beat period (clips, random images); the
 class whose training-average frequency profile is nearest the clips' average; distance of the
 clips to their nearest training image (pooled 8x8, best horizontal shift) against the median
-nearest-neighbour distance between training images. Then the negative prompt "drums" (drum
+nearest-neighbour distance between training images (all, and the class's own). Then the negative prompt "drums" (drum
 band: the percussive share of the image's amplitude) and an interpolation "piano chords" ->
 "house drums" (drum band, and where the clips' profile lies between the two classes' training
 averages), and the generation real-time factor. Needs the training data (built and cached
@@ -65,18 +65,20 @@ def table(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[int]) -
     print(f"\nclass table: {len(seeds)} seeds at {args.bpm:g} BPM, 2 bars, 12 steps, {args.seed_image} seed, "
           f"denoising {args.denoising:g}, guidance {args.guidance:g}")
     print(f"{'class':<44} {'beat ac':>8} {'random':>8} {'nearest profile':<32} {'own?':>5} "
-          f"{'nearest shape':<32} {'own?':>5} {'nearest train':>13} {'typical':>8}")
+          f"{'nearest shape':<32} {'own?':>5} {'nearest train':>13} {'typical':>8} {'class typical':>13}")
     for r in rows:
         print(f"{r.name:<44} {r.beat_ac:8.3f} {r.random_beat_ac:8.3f} {r.nearest_class[:32]:<32} "
               f"{'yes' if r.nearest_class == r.name else 'NO':>5} {r.nearest_shape[:32]:<32} "
-              f"{'yes' if r.nearest_shape == r.name else 'NO':>5} {r.nearest_train:13.1f} {r.typical_train:8.1f}")
+              f"{'yes' if r.nearest_shape == r.name else 'NO':>5} {r.nearest_train:13.1f} {r.typical_train:8.1f} "
+              f"{r.class_typical_train:13.1f}")
     own = sum(r.nearest_class == r.name for r in rows)
     own_shape = sum(r.nearest_shape == r.name for r in rows)
     above = sum(r.beat_ac > r.random_beat_ac + 0.1 for r in rows)
     novel = sum(r.nearest_train > r.typical_train for r in rows)
+    novel_class = sum(r.nearest_train > r.class_typical_train for r in rows)
     print(f"summary: beat ac > random + 0.1 in {above}/{len(rows)}; own profile nearest in {own}/{len(rows)} "
-          f"(by shape {own_shape}/{len(rows)}); "
-          f"nearest training image farther than typical in {novel}/{len(rows)}")
+          f"(by shape {own_shape}/{len(rows)}); nearest training image farther than typical in "
+          f"{novel_class}/{len(rows)} (the class's own typical; all training images' typical: {novel}/{len(rows)})")
     audio_seconds = len(rows) * len(seeds) * 2 * 4 * 60.0 / args.bpm
     print(f"class table generation: {elapsed:.1f} s for {audio_seconds:.1f} s of audio "
           f"(real-time factor {elapsed / audio_seconds:.3f}, measures included)")

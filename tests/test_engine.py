@@ -104,6 +104,29 @@ def test_cancel_stops_between_steps(tiny_engine) -> None:
     assert len(polls) == 3
 
 
+def test_cancel_stops_phase_recovery_part_way(tiny_engine) -> None:
+    """A clip made stale while its audio is being recovered stops there, a few Griffin-Lim
+    iterations in, instead of finishing the codec's work."""
+    from bridge.audio.phase import STOP_EVERY
+
+    polls: list[int] = []
+    limit = [10**9]
+
+    def cancel() -> bool:
+        polls.append(1)
+        return len(polls) > limit[0]
+
+    tiny_engine.render(GenerationRequest(**BASE), cancel=cancel)
+    total = len(polls)
+    in_codec = 1 + -(-tiny_engine.codec.iterations // STOP_EVERY)  # one before it, one every STOP_EVERY iterations
+    assert total > in_codec
+    polls.clear()
+    limit[0] = total - in_codec + 2  # true on the third of those: 4 iterations into phase recovery
+    with pytest.raises(GenerationCancelled, match="during phase recovery"):
+        tiny_engine.render(GenerationRequest(**BASE), cancel=cancel)
+    assert len(polls) == limit[0] + 1 < total
+
+
 def test_bad_inputs_fail_before_generation(tiny_engine, tmp_path) -> None:
     with pytest.raises(ParameterError, match="seed_image: expected a built-in name"):
         render(tiny_engine, seed_image="nope")

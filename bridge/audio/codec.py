@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Callable
 
 import numpy as np
 import torch
@@ -129,9 +130,11 @@ class SpectrogramCodec:
 
     def mel_to_audio(
         self, mel: torch.Tensor | np.ndarray, num_samples: int | None = None,
-        sample_rate: int | None = None, normalize: bool = True,
+        sample_rate: int | None = None, normalize: bool = True, stop: Callable[[], None] | None = None,
     ) -> torch.Tensor:
         """Audio ``(..., samples)`` from a ``(..., n_mels, width)`` mel magnitude.
+
+        ``stop``: called now and then during phase recovery; it may raise to abandon the work.
 
         ``num_samples`` (at ``sample_rate``, default the params' rate) fixes the exact length:
         the spectrogram is stretched in time to fit it. Default length is (width - 1) * hop at
@@ -148,17 +151,17 @@ class SpectrogramCodec:
         mel = stretch_frames(mel, int(at_params_rate // p.hop_length) + 1)
         linear = torch.matmul(mel.transpose(-1, -2), self._mel_to_linear).clamp_(min=0.0)
         working_length = max(1, round(at_params_rate * self.working_rate / p.sample_rate))
-        audio = resample_to_length(self._recover(linear, working_length), num_samples)
+        audio = resample_to_length(self._recover(linear, working_length, stop), num_samples)
         return _normalized(audio) if normalize else audio
 
-    def _recover(self, linear: torch.Tensor, length: int) -> torch.Tensor:
+    def _recover(self, linear: torch.Tensor, length: int, stop: Callable[[], None] | None = None) -> torch.Tensor:
         """Phase recovery of ``(..., frames, bins)``; one spectrogram at a time on CPU (batching
         there only thrashes the caches: 4x slower per clip), the whole batch on accelerators."""
         phase = GriffinLim(self.synthesis, self.iterations)
         if linear.device.type != "cpu" or linear.ndim < 3:
-            return phase(linear, length)
+            return phase(linear, length, stop)
         flat = linear.reshape(-1, *linear.shape[-2:])
-        audio = torch.stack([phase(item, length) for item in flat])
+        audio = torch.stack([phase(item, length, stop) for item in flat])
         return audio.reshape(*linear.shape[:-2], length)
 
     def image_to_audio(

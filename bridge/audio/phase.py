@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -40,6 +41,10 @@ def phase_gradient_init(magnitude: torch.Tensor, stft: Stft) -> torch.Tensor:
     return torch.polar(torch.ones_like(phase), phase)
 
 
+#: Iterations between two calls of a :class:`GriffinLim` ``stop`` hook.
+STOP_EVERY = 4
+
+
 @dataclass(frozen=True)
 class GriffinLim:
     """Fast Griffin-Lim over a given STFT.
@@ -63,12 +68,17 @@ class GriffinLim:
         angles = torch.rand(magnitude.shape, generator=gen, dtype=magnitude.dtype)
         return torch.polar(torch.ones_like(angles), 2 * math.pi * angles).to(magnitude.device)
 
-    def __call__(self, magnitude: torch.Tensor, length: int) -> torch.Tensor:
-        """Audio ``(..., length)`` whose STFT magnitude approximates ``(..., frames, n_freqs)``."""
+    def __call__(self, magnitude: torch.Tensor, length: int, stop: Callable[[], None] | None = None) -> torch.Tensor:
+        """Audio ``(..., length)`` whose STFT magnitude approximates ``(..., frames, n_freqs)``.
+
+        ``stop`` is called every :data:`STOP_EVERY` iterations and may raise to abandon the
+        work (a live engine's cancelled clip)."""
         phase = self.start_phase(magnitude)
         previous = torch.zeros_like(phase)
         keep = self.momentum / (1.0 + self.momentum)
-        for _ in range(self.iterations):
+        for iteration in range(self.iterations):
+            if stop is not None and iteration % STOP_EVERY == 0:
+                stop()
             rebuilt = self.stft.forward(self.stft.inverse(magnitude * phase, length))
             phase = torch.sgn(torch.sub(rebuilt, previous, alpha=keep))
             previous = rebuilt

@@ -22,7 +22,7 @@ their endpoints exactly). Timings: ``inputs``, ``text_encoder``, ``unet``, ``vae
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -92,10 +92,11 @@ class DiffusionEngine:
         """
         watch = Stopwatch(self.components.device)
         image = self.paint(request, cancel, inputs, watch)
-        if cancel is not None and cancel():
-            raise GenerationCancelled("cancelled before phase recovery")
+        stop = _stopper(cancel, "during phase recovery") if cancel is not None else None
+        if stop is not None:
+            stop()
         with watch.stage("codec"):
-            mel, audio = self.to_audio(image, num_samples, sample_rate)
+            mel, audio = self.to_audio(image, num_samples, sample_rate, stop)
         return Clip(audio, sample_rate, mel, image, request, dict(watch.seconds))
 
     def paint(self, request: GenerationRequest, cancel: CancelCheck | None = None,
@@ -167,17 +168,28 @@ class DiffusionEngine:
         return image
 
     # 6. audio
-    def to_audio(self, image: Image.Image, num_samples: int, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-        """The image's ``(1, n_mels, width)`` mel and ``(num_samples, 2)`` float32 audio."""
-        return image_audio(self.codec, image, num_samples, sample_rate)
+    def to_audio(self, image: Image.Image, num_samples: int, sample_rate: int,
+                 stop: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The image's ``(1, n_mels, width)`` mel and ``(num_samples, 2)`` float32 audio
+        (``stop``: see :func:`image_audio`)."""
+        return image_audio(self.codec, image, num_samples, sample_rate, stop)
+
+
+def _stopper(cancel: CancelCheck, where: str) -> Callable[[], None]:
+    """A hook that raises GenerationCancelled (naming ``where``) once ``cancel()`` is true."""
+    def stop() -> None:
+        if cancel():
+            raise GenerationCancelled(f"cancelled {where}")
+    return stop
 
 
 def image_audio(codec: SpectrogramCodec, image: Image.Image, num_samples: int,
-                sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+                sample_rate: int, stop: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Step 6 with ``codec``: the image's ``(1, n_mels, width)`` mel and ``(num_samples, 2)``
-    float32 audio (a remote engine's client decodes the worker's image with this)."""
+    float32 audio (a remote engine's client decodes the worker's image with this). ``stop`` is
+    called between phase-recovery iterations and may raise to abandon the clip."""
     mel, _ = decode_image(image, stereo=False)
-    mono = codec.mel_to_audio(mel, num_samples, sample_rate).cpu().numpy()
+    mono = codec.mel_to_audio(mel, num_samples, sample_rate, stop=stop).cpu().numpy()
     return mel, np.repeat(mono.T, 2, axis=1).astype(np.float32)
 
 

@@ -5,9 +5,10 @@ live session does (img2img from the built-in ``grid`` seed at that tempo, bar-fi
 for comparison random latents decoded the same way (VAE, codec). Per class it reports the
 beat autocorrelation (:mod:`~bridge.mini.evaluation`) of clips and of random images, the
 class whose training-average frequency profile is nearest to the clips' average (by distance,
-and by shape: level set aside), and the
-clips' distance to their nearest training image against the typical nearest-neighbour
-distance between training images. :func:`negative_effect` checks that negative prompts move
+and by shape: level set aside), and the clips' distance to their nearest training image (the
+nearest of all seeds' clips) against the typical nearest-neighbour distance between training
+images: over all of them, and over the class's own (drum loops of one genre lie much closer
+to each other than chords do, so the class's own is the like-for-like measure). :func:`negative_effect` checks that negative prompts move
 the drum band, and :func:`interpolation_steps` that prompt
 interpolation moves the clips' profile from one class's towards the other's.
 """
@@ -37,6 +38,7 @@ class ClassRow:
     nearest_shape: str
     nearest_train: float
     typical_train: float
+    class_typical_train: float
 
 
 def generate(engine: Any, prompt: str, seed: int, bpm: float, steps: int = 12, **extra: Any) -> Any:
@@ -117,9 +119,12 @@ def shifted_distance(image: np.ndarray, references: np.ndarray) -> float:
     return best
 
 
-def typical_distance(train_pooled: np.ndarray, width: int, sample: int = 64) -> float:
-    """Median over ``sample`` training images of the distance to their nearest other one."""
-    picks = np.linspace(0, len(train_pooled) - 1, min(sample, len(train_pooled))).astype(int)
+def typical_distance(train_pooled: np.ndarray, width: int, sample: int = 64,
+                     among: Sequence[int] | None = None) -> float:
+    """Median over ``sample`` training images (evenly spread over ``among``, default all) of the
+    distance to their nearest other training image."""
+    pool = np.arange(len(train_pooled)) if among is None else np.asarray(among)
+    picks = pool[np.linspace(0, len(pool) - 1, min(sample, len(pool))).astype(int)]
     distances = []
     for i in picks:
         others = np.delete(train_pooled, i, axis=0)
@@ -141,11 +146,13 @@ def class_table(engine: Any, data: Any, classes: Sequence[str], seeds: Sequence[
         images = [grey(c) for c in clips]
         width = pooled(images[0]).shape[1]
         typical = typical if typical is not None else typical_distance(train, width)
+        own = [i for i, n in enumerate(data.names) if n == name]
         mean_profile = np.mean([ev.profile(im) for im in images], axis=0)
         rows.append(ClassRow(
             name, float(np.mean([ev.beat_autocorrelation(c.audio[:, 0], bpm) for c in clips])), random_ac,
             ev.nearest_class(mean_profile, profiles), ev.nearest_shape(mean_profile, profiles),
-            float(min(shifted_distance(pooled(im), train) for im in images)), typical))
+            float(min(shifted_distance(pooled(im), train) for im in images)), typical,
+            typical_distance(train, width, sample=16, among=own)))
     return rows
 
 
