@@ -6,10 +6,10 @@ Per caption class, clips for --seeds seeds at --bpm (a tempo off the training gr
 beat autocorrelation of the onset envelope at the beat period (clips, random images); the
 class whose training-average frequency profile is nearest the clips' average; distance of the
 clips to their nearest training image (pooled 8x8, best horizontal shift) against the median
-nearest-neighbour distance between training images (all, and the class's own). Then the negative prompt "drums" (drum
-band: the percussive share of the image's amplitude) and an interpolation "piano chords" ->
-"house drums" (drum band, and where the clips' profile lies between the two classes' training
-averages), and the generation real-time factor. Needs the training data (built and cached
+nearest-neighbour distance between training images (all, and the class's own). Then the
+negative prompt "drums" (drum band: the percussive share of the image's amplitude) and an
+interpolation "piano chords" -> "house drums" (drum band, and where the clips' profile lies
+between the two classes' training averages), and the generation real-time factor. Needs the training data (built and cached
 on first use, about 15 minutes).
 
     .venv/bin/python bench/mini_model.py [--seeds 8] [--bpm 100]
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 
@@ -45,10 +46,11 @@ def main() -> None:
     torch.manual_seed(0)
     engine = DiffusionEngine(args.model, device="cpu")
     seeds = list(range(1, args.seeds + 1))
+    data = cached_dataset(480, 1)  # the shipped model's training loops (seed 1)
     if "table" in args.parts:
-        table(engine, args, seeds)
+        table(engine, data, args, seeds)
     if "conditioning" in args.parts:
-        conditioning(engine, args, seeds)
+        conditioning(engine, data, args, seeds)
 
 
 def recipe(args: argparse.Namespace) -> dict[str, object]:
@@ -56,8 +58,7 @@ def recipe(args: argparse.Namespace) -> dict[str, object]:
     return {"seed_image": args.seed_image, "denoising": args.denoising, "guidance": args.guidance}
 
 
-def table(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[int]) -> None:
-    data = cached_dataset(480, 1)
+def table(engine: DiffusionEngine, data: Any, args: argparse.Namespace, seeds: list[int]) -> None:
     classes = [c for c in args.classes.split(",") if c] or list(CLASSES)
     started = time.perf_counter()
     rows = check.class_table(engine, data, classes, seeds, args.bpm, **recipe(args))
@@ -84,12 +85,11 @@ def table(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[int]) -
           f"(real-time factor {elapsed / audio_seconds:.3f}, measures included)")
 
 
-def conditioning(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[int]) -> None:
+def conditioning(engine: DiffusionEngine, data: Any, args: argparse.Namespace, seeds: list[int]) -> None:
     plain, negated = check.negative_effect(engine, "house drums with bass line", "drums", seeds, args.bpm, **recipe(args))
     print(f"\nnegative prompt 'drums' on 'house drums with bass line': drum band {plain:.3f} -> {negated:.3f} "
           f"({(negated / plain - 1) * 100:+.0f} %)")
     alphas = [0.0, 0.25, 0.5, 0.75, 1.0]
-    data = cached_dataset(480, 1)
     steps = check.interpolation_steps(engine, data, "piano chords", "house drums", alphas, seeds, args.bpm,
                                       **recipe(args))
     print("\ninterpolation 'piano chords' -> 'house drums' (profile position: 0 at the piano chords "
@@ -99,6 +99,7 @@ def conditioning(engine: DiffusionEngine, args: argparse.Namespace, seeds: list[
         print(f"{step.alpha:6.2f} {step.drum_band:10.3f} {step.position:17.3f}")
     for label, values in (("drum band", [s.drum_band for s in steps]), ("profile position", [s.position for s in steps])):
         print(f"{label}: {'monotonic' if (np.diff(values) > 0).all() else 'NOT monotonic'}")
+
 
 if __name__ == "__main__":
     main()

@@ -181,8 +181,6 @@ class FrameRate:
         """The rate (frames per microsecond) given the newest cycle."""
         nominal = cycle.sample_rate / 1e6
         anchors = self._anchors
-        if anchors and anchors[0].sample_rate != cycle.sample_rate:
-            anchors.clear()
         if not anchors or cycle.usecs - anchors[-1].usecs >= RATE_BASELINE_S * 1e6:
             anchors.append(cycle)
         while len(anchors) > 1 and cycle.usecs - anchors[1].usecs >= RATE_WINDOW_S * 1e6:
