@@ -1,8 +1,8 @@
 """Benchmark: what the shipped riff-bridge-mini model does musically, through the real engine.
 
 Per caption class, clips for --seeds seeds at --bpm (a tempo off the training grid's centre,
-125 BPM), made as the live session makes them (grid seed image at the tempo, denoising 0.75,
-12 steps), against random latents decoded the same way (VAE and codec). Columns:
+125 BPM), made as the demo makes them (``assessment.RECIPE``: the ``accent`` seed at the tempo,
+denoising 0.5, 12 steps), against random latents decoded the same way (VAE and codec). Columns:
 beat autocorrelation of the onset envelope at the beat period (clips, random images); the
 class whose training-average frequency profile is nearest the clips' average; distance of the
 clips to their nearest training image (pooled 8x8, best horizontal shift) against the median
@@ -34,9 +34,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--bpm", type=float, default=100.0)
     parser.add_argument("--model", default="mini")
-    parser.add_argument("--seed-image", default="grid", help="built-in seed image the clips start from")
-    parser.add_argument("--denoising", type=float, default=0.75)
-    parser.add_argument("--guidance", type=float, default=7.0)
+    parser.add_argument("--seed-image", default=check.RECIPE["seed_image"], help="built-in seed image the clips start from")
+    parser.add_argument("--denoising", type=float, default=check.RECIPE["denoising"])
+    parser.add_argument("--guidance", type=float, default=check.RECIPE["guidance"])
+    parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--classes", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--parts", default="table,conditioning",
                         help="what to run: table, conditioning, or both (comma-separated)")
@@ -54,8 +55,8 @@ def main() -> None:
 
 
 def recipe(args: argparse.Namespace) -> dict[str, object]:
-    """The seed image, denoising and guidance every clip is made with."""
-    return {"seed_image": args.seed_image, "denoising": args.denoising, "guidance": args.guidance}
+    """The seed image, denoising, guidance and steps every clip is made with."""
+    return {"seed_image": args.seed_image, "denoising": args.denoising, "guidance": args.guidance, "steps": args.steps}
 
 
 def table(engine: DiffusionEngine, data: Any, args: argparse.Namespace, seeds: list[int]) -> None:
@@ -63,7 +64,7 @@ def table(engine: DiffusionEngine, data: Any, args: argparse.Namespace, seeds: l
     started = time.perf_counter()
     rows = check.class_table(engine, data, classes, seeds, args.bpm, **recipe(args))
     elapsed = time.perf_counter() - started
-    print(f"\nclass table: {len(seeds)} seeds at {args.bpm:g} BPM, 2 bars, 12 steps, {args.seed_image} seed, "
+    print(f"\nclass table: {len(seeds)} seeds at {args.bpm:g} BPM, 2 bars, {args.steps} steps, {args.seed_image} seed, "
           f"denoising {args.denoising:g}, guidance {args.guidance:g}")
     print(f"{'class':<44} {'beat ac':>8} {'random':>8} {'nearest profile':<32} {'own?':>5} "
           f"{'nearest shape':<32} {'own?':>5} {'nearest train':>13} {'typical':>8} {'class typical':>13}")

@@ -32,7 +32,7 @@ SCRIPT: tuple[tuple[int, str, Any], ...] = (
     (3, "/riff/set/bpm", 100.0),
     (4, "/riff/set/alpha", 0.75),
     (5, "/riff/set/alpha", 1.0),
-    (6, "/riff/preset/load", "techno"),
+    (6, "/riff/preset/load", "house"),
     (7, "/riff/set/alpha", 0.5),
     (8, "/riff/set/alpha", 1.0),
 )
@@ -112,7 +112,7 @@ def _session(out: Path, model: str, bpm: float, bars: int) -> tuple[Any, Any]:
 
     store = StateStore(ControlState(prompt_a="house drums with bass line",
                                     prompt_b="house drums with bass line", bpm=bpm, bars=bars,
-                                    steps=12, seed_image="grid"))
+                                    steps=12, seed_image="accent", denoising=0.5))
     surfaces = ControlSurfaces(store, presets=PresetStore(out / "presets"), osc_port=0, midi=None,
                                controller=None)
     parts = SessionParts(store, start_engine(model), JackOutput("riff-bridge", timebase_master=True),

@@ -133,7 +133,7 @@ PARAMETERS: dict[str, ParameterSpec] = {
         ParameterSpec("steps", "int", "Diffusion steps per clip.", 1, 150),
         ParameterSpec("bars", "int", "Loop length in bars.", 1, 16),
         ParameterSpec("bpm", "float", "Tempo when no transport or MIDI clock sets it.", 20.0, 400.0),
-        ParameterSpec("seed_image", "str", "Seed image: built-in name ('grid': drum grid at the tempo; 'kick'; 'pulse': a click on each beat; 'silence'), or file in the seeds folder."),
+        ParameterSpec("seed_image", "str", "Seed image: built-in name ('grid': drum grid at the tempo; 'kick'; 'pulse': a click on each beat; 'silence'; 'accent': the prompt's own sound accented on each beat, drawn by the model first), or file in the seeds folder."),
         ParameterSpec("mask", "str", "Inpainting mask: built-in name or file in the seeds folder (empty: none)."),
         ParameterSpec("source", "choice", "What each clip restyles: prompt (text and seed image) or input "
                       "(img2img of the last input loop on in_L/in_R at denoising; needs --audio-in).",

@@ -132,6 +132,21 @@ def test_same_shape_calls_share_one_batch_and_match_the_single_path(generator) -
     assert not np.array_equal(first, np.asarray(png_image(batched[1].image, "b")))
 
 
+def test_the_accent_seed_travels_by_name_and_the_worker_paints_it_as_the_engine_does(generator, tmp_path: Path) -> None:
+    from bridge.remote.wire import png_image
+
+    mask_file = tmp_path / "mask.png"
+    grey = np.zeros((512, 100), np.uint8)
+    grey[:, 50:] = 255
+    Image.fromarray(grey, mode="L").save(mask_file)
+    request = REQUEST.with_changes(seed_image="accent", denoising=0.5, mask=str(mask_file))
+    call = RemoteEngine("http://127.0.0.1:1").call_for(request, request.num_samples(), 44100)
+    assert (call.request.seed_image, call.request.mask, call.seed) == ("accent", ATTACHED, None)
+    reply = generator.answer([call])[0]
+    local = generator.engine.paint(request)
+    assert np.array_equal(np.asarray(png_image(reply.image, "reply")), np.asarray(local))
+
+
 def test_different_shapes_are_answered_in_separate_groups_and_errors_stay_per_call(generator) -> None:
     wide = REQUEST.with_changes(bars=2)
     calls = [Call(REQUEST, REQUEST.num_samples()), Call(wide, wide.num_samples(), returns="audio"),

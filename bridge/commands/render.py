@@ -35,7 +35,7 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to-seed", type=int, default=None, help="noise seed of endpoint B")
     parser.add_argument("--negative", default="", help="negative prompt (what to steer away from)")
     parser.add_argument("--seed-image", default=None,
-                        help="img2img from a built-in seed (grid, kick, pulse, silence), an image or an audio file")
+                        help="img2img from a built-in seed (grid, kick, pulse, silence, accent), an image or an audio file")
     parser.add_argument("--mask", default=None,
                         help="inpainting mask (keep-start, keep-end, keep-low, keep-high, or an image; "
                              "white is regenerated, black kept); needs --seed-image")

@@ -1,7 +1,8 @@
 """The diffusion engine: a :class:`GenerationRequest` in, a bar-exact :class:`Clip` out.
 
 Recipe of :meth:`DiffusionEngine.generate`:
-  1. inputs: the seed image (built-in, image or audio file, or the request's seed audio) and mask fitted to the request's
+  1. inputs: the seed image (built-in, painted by the model for ``accent``, image or audio file,
+     or the request's seed audio) and mask fitted to the request's
      generation width (:mod:`bridge.engine.seeds`, :mod:`bridge.engine.mask`), then wrapped
      on to the canvas width (:mod:`bridge.engine.canvas`: a multiple of 64 px);
   2. text: the embeddings of prompt A and prompt B (cached) interpolated linearly with
@@ -17,7 +18,8 @@ Recipe of :meth:`DiffusionEngine.generate`:
   6. audio: the image's mel decoded by the codec to exactly ``num_samples`` frames at
      ``sample_rate``, duplicated to stereo.
 Alpha 0 reproduces endpoint A exactly and alpha 1 endpoint B (both interpolations return
-their endpoints exactly). Timings: ``inputs``, ``text_encoder``, ``unet``, ``vae``, ``codec``.
+their endpoints exactly). Timings: ``inputs`` (with the ``accent`` seed, its whole first pass),
+``text_encoder``, ``unet``, ``vae``, ``codec``.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class DiffusionEngine:
         """Steps 1-5 of the recipe: the request's spectrogram image (generation width wide)."""
         watch = watch or Stopwatch(self.components.device)
         with watch.stage("inputs"):
-            seed, mask = inputs if inputs is not None else self.inputs(request)
+            seed, mask = inputs if inputs is not None else self.inputs(request, cancel)
             canvas = Canvas(request.generation_width())
             seed_canvas, mask_canvas = canvas.pad_image(seed), canvas.pad_mask(mask)
         job = self.job(request, seed_canvas, mask_canvas, watch)
@@ -122,13 +124,16 @@ class DiffusionEngine:
         if request.mask:
             check_mask_source(request.mask)
 
-    def inputs(self, request: GenerationRequest) -> tuple[Image.Image | None, np.ndarray | None]:
+    def inputs(self, request: GenerationRequest,
+               cancel: CancelCheck | None = None) -> tuple[Image.Image | None, np.ndarray | None]:
         """Seed image and mask (regenerate-weights) for ``request``, fitted to its width
-        (None for an absent or empty name)."""
+        (None for an absent or empty name). The ``accent`` seed is painted by this engine
+        (its first pass honours ``cancel``)."""
         if request.seed_audio is not None:
             seed = seed_audio_image(request.seed_audio, request.generation_width(), self.codec)
         elif request.seed_image:
-            seed = seed_image(request.seed_image, request, self.codec)
+            seed = seed_image(request.seed_image, request, self.codec,
+                              paint=lambda first: self.paint(first, cancel))
         else:
             return None, None
         mask = mask_array(request.mask, seed.width, seed.height) if request.mask else None

@@ -4,7 +4,9 @@ Every seed image comes back as an RGB spectrogram image ``n_mels`` high and exac
 request's generation width wide:
   - built-in names (:data:`BUILTIN_SEEDS`): ``grid`` (kick, snare, eighth hats), ``kick``
     (four on the floor) and ``pulse`` (a broadband click on each beat) synthesized at the request's tempo (120 BPM when it has none) for its
-    exact length, encoded with the codec; ``silence`` is a blank (white) image;
+    exact length, encoded with the codec; ``silence`` is a blank (white) image; ``accent``
+    is drawn by the model itself (the prompt's own sound accented on every beat,
+    :mod:`bridge.engine.accent`), so it needs the ``paint`` callable of an engine;
   - image files are resized to the generation width (a 512 px Riffusion seed holding two
     bars becomes two bars at the request's tempo);
   - audio files (see :data:`AUDIO_SUFFIXES`) are cut or padded to the clip's duration at
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -22,11 +25,14 @@ from PIL import Image
 from bridge.audio.codec import SpectrogramCodec
 from bridge.audio.image import load_image
 from bridge.audio.wav import read_audio
+from bridge.engine.accent import accent_image, first_pass
 from bridge.engine.drums import DrumPattern
 from bridge.engine.request import GenerationRequest
 from bridge.errors import InputFileError, ParameterError
 
-BUILTIN_SEEDS = ("grid", "kick", "pulse", "silence")
+BUILTIN_SEEDS = ("grid", "kick", "pulse", "silence", "accent")
+#: The built-in seed the model paints itself (see :mod:`bridge.engine.accent`).
+ACCENT = "accent"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".mp3")
 #: Tempo of built-in grids for requests that give a width but no tempo.
 DEFAULT_BPM = 120.0
@@ -37,13 +43,20 @@ _ALLOWED = "a built-in name (" + ", ".join(BUILTIN_SEEDS) + ") or an image or au
 CACHED_SEEDS = 4
 
 
-def seed_image(source: str, request: GenerationRequest, codec: SpectrogramCodec | None = None) -> Image.Image:
+def seed_image(source: str, request: GenerationRequest, codec: SpectrogramCodec | None = None,
+               paint: Callable[[GenerationRequest], Image.Image] | None = None) -> Image.Image:
     """The seed image ``source`` stands for, fitted to ``request`` (see the module doc).
+    ``paint``: a request's spectrogram image by the model (needed for ``accent`` only).
 
-    Raises ParameterError for an unknown name, InputFileError for a missing or unreadable file.
+    Raises ParameterError for an unknown name, or for ``accent`` without ``paint``;
+    InputFileError for a missing or unreadable file.
     """
     codec = codec or SpectrogramCodec()
     width, height = request.generation_width(), codec.params.n_mels
+    if source == ACCENT:
+        if paint is None:
+            raise ParameterError("seed_image", "a seed image that needs no model here (accent is drawn by an engine)", source)
+        return fit_image(accent_image(paint(first_pass(request)), request), width, height)
     if source in BUILTIN_SEEDS:
         bpm = float(request.bpm or DEFAULT_BPM)
         return _builtin(source, bpm, request.beats_per_bar, request.num_samples(_RATE), width, height).copy()

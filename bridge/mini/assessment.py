@@ -1,7 +1,8 @@
 """The mini model's musical checks, run through the real engine (:class:`DiffusionEngine`).
 
 :func:`class_table`: per caption class, clips for several seeds at a tempo, generated as the
-live session does (img2img from the built-in ``grid`` seed at that tempo, bar-fitted), and
+demo does (:data:`RECIPE`: img2img at denoising 0.5 from the ``accent`` seed, the prompt's
+own sound accented on each beat of that tempo, bar-fitted), and
 for comparison random latents decoded the same way (VAE, codec). Per class it reports the
 beat autocorrelation (:mod:`~bridge.mini.evaluation`) of clips and of random images, the
 class whose training-average frequency profile is nearest to the clips' average (by distance,
@@ -22,6 +23,8 @@ import numpy as np
 
 from bridge.mini import evaluation as ev
 
+#: How clips are made (as ``riff-bridge demo`` makes them): seed image, denoising, guidance.
+RECIPE: dict[str, Any] = {"seed_image": "accent", "denoising": 0.5, "guidance": 7.0}
 #: Pooling (rows, columns) of images before nearest-neighbour search, and the shifts tried.
 POOL = 8
 SHIFT_STEP, MAX_SHIFT = 1, 15
@@ -42,17 +45,16 @@ class ClassRow:
 
 
 def generate(engine: Any, prompt: str, seed: int, bpm: float, steps: int = 12, **extra: Any) -> Any:
-    """A 2-bar clip as the live engine makes it (grid seed image at ``bpm``, denoising 0.75)."""
+    """A 2-bar clip at ``bpm`` made with :data:`RECIPE` (``extra`` replaces its fields)."""
     return engine.render(clip_request(prompt, seed, bpm, steps, **extra))
 
 
 def clip_request(prompt: str, seed: int, bpm: float, steps: int = 12, **extra: Any) -> Any:
-    """The request of :func:`generate`: a 2-bar clip from the grid seed at denoising 0.75,
-    guidance 7, with ``extra`` fields replacing those."""
+    """The request of :func:`generate`: a 2-bar clip made with :data:`RECIPE`, with ``extra``
+    fields replacing those."""
     from bridge.engine.request import GenerationRequest
 
-    settings: dict[str, Any] = dict(prompt_a=prompt, seed_a=seed, bpm=bpm, bars=2, steps=steps,
-                                    seed_image="grid", denoising=0.75, guidance=7.0)
+    settings: dict[str, Any] = dict(prompt_a=prompt, seed_a=seed, bpm=bpm, bars=2, steps=steps, **RECIPE)
     settings.update(extra)
     return GenerationRequest(**settings)
 

@@ -103,13 +103,12 @@ class RemoteEngine:
         from bridge.engine.mask import BUILTIN_MASKS, mask_array
         from bridge.engine.seeds import BUILTIN_SEEDS, seed_image
 
-        seed_name, mask_name, seed, seed_bytes, mask_bytes = request.seed_image, request.mask, None, None, None
+        seed_name, mask_name, seed_bytes, mask_bytes = request.seed_image, request.mask, None, None
         if seed_name and seed_name not in BUILTIN_SEEDS:
-            seed = seed_image(seed_name, request, self.codec)
-            seed_name, seed_bytes = ATTACHED, png_bytes(seed)
-        if mask_name and mask_name not in BUILTIN_MASKS:
-            seed = seed or seed_image(request.seed_image, request, self.codec)
-            mask_name, mask_bytes = ATTACHED, mask_png(mask_array(request.mask, seed.width, seed.height))
+            seed_name, seed_bytes = ATTACHED, png_bytes(seed_image(seed_name, request, self.codec))
+        if mask_name and mask_name not in BUILTIN_MASKS:  # fitted as the seed image is
+            width, height = request.generation_width(), self.codec.params.n_mels
+            mask_name, mask_bytes = ATTACHED, mask_png(mask_array(request.mask, width, height))
         wire = request.with_changes(seed_image=seed_name, mask=mask_name)
         return Call(wire, num_samples, sample_rate, self.returns, seed_bytes, mask_bytes)
 

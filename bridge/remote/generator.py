@@ -94,7 +94,7 @@ class Generator:
         if request.seed_image == ATTACHED:
             seed = fit_image(rgb_image(call.seed or b"", "seed_image"), width, height)
         else:
-            seed = seed_image(request.seed_image, request, self.engine.codec)
+            seed = seed_image(request.seed_image, request, self.engine.codec, paint=self.engine.paint)
         if not request.mask:
             return seed, None
         if request.mask == ATTACHED:
