@@ -9,7 +9,8 @@ clips to their nearest training image (pooled 8x8, best horizontal shift) agains
 nearest-neighbour distance between training images (all, and the class's own). Then the
 negative prompt "drums" (drum band: the percussive share of the image's amplitude) and an
 interpolation "piano chords" -> "house drums" (drum band, and where the clips' profile lies
-between the two classes' training averages), and the generation real-time factor. Needs the training data (built and cached
+between the two classes' training averages), and the generation real-time factor; then the
+speed of one clip with the demo's recipe against the drum-grid one. Needs the training data (built and cached
 on first use, about 15 minutes).
 
     .venv/bin/python bench/mini_model.py [--seeds 8] [--bpm 100]
@@ -39,8 +40,8 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=check.RECIPE["guidance"])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--classes", default="", help="comma-separated subset (default: all)")
-    parser.add_argument("--parts", default="table,conditioning",
-                        help="what to run: table, conditioning, or both (comma-separated)")
+    parser.add_argument("--parts", default="table,conditioning,speed",
+                        help="what to run: table, conditioning, speed (comma-separated)")
     args = parser.parse_args()
     import torch
 
@@ -52,6 +53,8 @@ def main() -> None:
         table(engine, data, args, seeds)
     if "conditioning" in args.parts:
         conditioning(engine, data, args, seeds)
+    if "speed" in args.parts:
+        speed(engine)
 
 
 def recipe(args: argparse.Namespace) -> dict[str, object]:
@@ -100,6 +103,29 @@ def conditioning(engine: DiffusionEngine, data: Any, args: argparse.Namespace, s
         print(f"{step.alpha:6.2f} {step.drum_band:10.3f} {step.position:17.3f}")
     for label, values in (("drum band", [s.drum_band for s in steps]), ("profile position", [s.position for s in steps])):
         print(f"{label}: {'monotonic' if (np.diff(values) > 0).all() else 'NOT monotonic'}")
+
+
+def speed(engine: DiffusionEngine, repeats: int = 5, bpm: float = 124.0) -> None:
+    """Seconds per 2-bar clip at ``bpm`` in this process (median of ``repeats`` after a warm-up)
+    with the drum-grid recipe (the baseline) and with the demo's (``assessment.RECIPE``)."""
+    recipes = {"grid, denoising 0.75": {"seed_image": "grid", "denoising": 0.75}, "demo: " + ", ".join(
+        f"{k} {v}" for k, v in check.RECIPE.items() if k != "guidance"): dict(check.RECIPE)}
+    print(f"\nspeed: one 2-bar clip at {bpm:g} BPM, 12 steps, guidance 7, in this process (median of {repeats})")
+    print(f"{'recipe':<42} {'seconds':>8} {'real-time factor':>17} {'vs grid':>8}  stages (s)")
+    baseline = None
+    for label, recipe_fields in recipes.items():
+        times, stages = [], []
+        for index in range(repeats + 1):
+            started = time.perf_counter()
+            clip = check.generate(engine, "house drums with bass line", index + 1, bpm, **recipe_fields)
+            if index:
+                times.append(time.perf_counter() - started)
+                stages.append(clip.timings)
+        seconds = float(np.median(times))
+        baseline = baseline or seconds
+        audio = len(clip.audio) / clip.sample_rate
+        parts = ", ".join(f"{k} {np.median([t[k] for t in stages]):.2f}" for k in ("inputs", "unet", "vae", "codec"))
+        print(f"{label:<42} {seconds:8.2f} {seconds / audio:17.3f} {seconds / baseline:8.2f}  {parts}")
 
 
 if __name__ == "__main__":
