@@ -12,7 +12,9 @@ nothing about riff-bridge. So a small process of its own, outside every test, me
 A second with an oversleep of :data:`OVERSLEEP_MS` or more, or :data:`STEAL_PERCENT` or more
 stolen, is a stall. A test marked ``jack`` that fails while a stall overlapped it is run
 once more, and the report says so (the retry's result stands); one that fails without a
-stall fails. Module fixtures that run a whole scenario use :func:`stall_retried` the same way.
+stall fails. The retry waits until the host has run :data:`CALM_SECONDS` without a stall
+(at most :data:`CALM_WAIT_SECONDS`): stalls come in spells of several seconds, and a retry
+started inside the same spell only repeats the first failure. Module fixtures that run a whole scenario use :func:`stall_retried` the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ OVERSLEEP_MS = 40.0
 #: This share of all CPUs' time stolen by the host within one second is a stall (a quiet VM
 #: here loses up to 9 %).
 STEAL_PERCENT = 20.0
+#: A retry waits for this many seconds in a row without a stall...
+CALM_SECONDS = 5.0
+#: ...but no longer than this.
+CALM_WAIT_SECONDS = 120.0
 
 _CHILD = r"""
 import os, sys, time
@@ -80,6 +86,17 @@ class StallWatch:
                 found.append(f"{time.strftime('%H:%M:%S', time.localtime(at))}: a realtime thread "
                              f"{oversleep:.0f} ms late, {steal:.0f} % of the CPUs stolen by the host")
         return found
+
+    def wait_calm(self, seconds: float = CALM_SECONDS, limit: float = CALM_WAIT_SECONDS) -> float:
+        """Wait until the last ``seconds`` were logged without a stall, or ``limit`` seconds
+        passed; returns the seconds waited."""
+        began = time.time()
+        while time.time() - began < limit:
+            recent = [row for row in self._seconds() if row[0] >= time.time() - seconds]
+            if len(recent) >= seconds - 1 and not any(_stalled(late, steal) for _, late, steal in recent):
+                break
+            time.sleep(0.5)
+        return time.time() - began
 
     def summary(self) -> str:
         """One line: seconds watched, the worst of each measure, stalled seconds."""
@@ -138,7 +155,9 @@ def stall_retried(run: Callable[[], T], what: str) -> T:
     stalls = _WATCH.stalls(started, time.time()) if _WATCH is not None else []
     if not stalls:
         return result
-    print(f"\n{what}: the host stalled while it ran ({'; '.join(stalls[:3])}): run again", file=sys.stderr)
+    waited = _WATCH.wait_calm() if _WATCH is not None else 0.0
+    print(f"\n{what}: the host stalled while it ran ({'; '.join(stalls[:3])}): run again "
+          f"after {waited:.0f} s of waiting for a calm host", file=sys.stderr)
     return run()
 
 
@@ -152,10 +171,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     reports = runtestprotocol(item, nextitem=nextitem, log=False)
     stalls = _WATCH.stalls(started, time.time())
     if any(r.failed for r in reports) and stalls:
-        item.add_report_section("call", "host stall", "failed while the host stalled, run again:\n"
-                                + "\n".join(stalls))
-        print(f"\n{item.nodeid}: failed while the host stalled ({'; '.join(stalls[:3])}): run again",
-              file=sys.stderr)
+        waited = _WATCH.wait_calm()
+        item.add_report_section("call", "host stall", f"failed while the host stalled, run again after "
+                                f"{waited:.0f} s of waiting for a calm host:\n" + "\n".join(stalls))
+        print(f"\n{item.nodeid}: failed while the host stalled ({'; '.join(stalls[:3])}): run again "
+              f"after {waited:.0f} s of waiting for a calm host", file=sys.stderr)
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
     for report in reports:
         item.ihook.pytest_runtest_logreport(report=report)

@@ -25,3 +25,18 @@ def test_only_stalled_seconds_inside_the_window_count() -> None:
     finally:
         watch.close()
     assert not watch.path.exists()
+
+
+def test_a_retry_waits_until_the_host_has_been_calm_for_a_while() -> None:
+    watch = StallWatch()
+    try:
+        watch._child.kill()  # this test writes the log itself
+        watch._child.wait()
+        now = time.time()
+        calm = "".join(f"{now - k:.3f} 1.0 0.0\n" for k in range(6, 0, -1))
+        watch.path.write_text(calm)
+        assert watch.wait_calm(seconds=5, limit=3) < 1.0
+        watch.path.write_text(calm + f"{now:.3f} {OVERSLEEP_MS + 5:.1f} 0.0\n")  # a stall just now
+        assert watch.wait_calm(seconds=5, limit=1.5) >= 1.5
+    finally:
+        watch.close()
