@@ -11,10 +11,11 @@ nothing about riff-bridge. So a small process of its own, outside every test, me
 
 A second with an oversleep of :data:`OVERSLEEP_MS` or more, or :data:`STEAL_PERCENT` or more
 stolen, is a stall. A test marked ``jack`` that fails while a stall overlapped it is run
-once more, and the report says so (the retry's result stands); one that fails without a
-stall fails. The retry waits until the host has run :data:`CALM_SECONDS` without a stall
+again, and the report says so, up to :data:`ATTEMPTS` runs (the last run's result stands);
+one that fails without a stall fails. Each retry waits until the host has run :data:`CALM_SECONDS` without a stall
 (at most :data:`CALM_WAIT_SECONDS`): stalls come in spells of several seconds, and a retry
-started inside the same spell only repeats the first failure. Module fixtures that run a whole scenario use :func:`stall_retried` the same way.
+started inside the same spell only repeats the first failure. Module fixtures that run a
+whole scenario use :func:`stall_retried` (two runs at most: they take minutes).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ STEAL_PERCENT = 20.0
 CALM_SECONDS = 5.0
 #: ...but no longer than this.
 CALM_WAIT_SECONDS = 120.0
+#: Runs of a ``jack`` test at most: a retry inside another stall says no more than the first run.
+ATTEMPTS = 3
 
 _CHILD = r"""
 import os, sys, time
@@ -147,36 +150,40 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _WATCH.close()
 
 
-def stall_retried(run: Callable[[], T], what: str) -> T:
-    """``run()``, once more when the host stalled while it ran (for module fixtures that run a
-    whole timed scenario: a test's retry would reuse their result)."""
-    started = time.time()
-    result = run()
-    stalls = _WATCH.stalls(started, time.time()) if _WATCH is not None else []
-    if not stalls:
-        return result
-    waited = _WATCH.wait_calm() if _WATCH is not None else 0.0
-    print(f"\n{what}: the host stalled while it ran ({'; '.join(stalls[:3])}): run again "
-          f"after {waited:.0f} s of waiting for a calm host", file=sys.stderr)
-    return run()
+def stall_retried(run: Callable[[], T], what: str, attempts: int = 2) -> T:
+    """``run()``, again (up to ``attempts`` runs in all) while the host stalled in the run
+    before, whatever its result (for module fixtures that run a whole timed scenario: a test's
+    retry would reuse their result; two runs by default, as these scenarios take minutes)."""
+    for attempt in range(1, attempts + 1):
+        started = time.time()
+        result = run()
+        stalls = _WATCH.stalls(started, time.time()) if _WATCH is not None else []
+        if not stalls or attempt == attempts or _WATCH is None:
+            break
+        waited = _WATCH.wait_calm()
+        print(f"\n{what}: the host stalled in run {attempt} ({'; '.join(stalls[:3])}): run again "
+              f"after {waited:.0f} s of waiting for a calm host", file=sys.stderr)
+    return result
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-    """Tests marked ``jack``: once more when they failed while the host stalled."""
+    """Tests marked ``jack``: again (up to :data:`ATTEMPTS` runs in all) while they fail in
+    runs that the host stalled in."""
     if item.get_closest_marker("jack") is None or _WATCH is None:
         return None
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    started = time.time()
-    reports = runtestprotocol(item, nextitem=nextitem, log=False)
-    stalls = _WATCH.stalls(started, time.time())
-    if any(r.failed for r in reports) and stalls:
-        waited = _WATCH.wait_calm()
-        item.add_report_section("call", "host stall", f"failed while the host stalled, run again after "
-                                f"{waited:.0f} s of waiting for a calm host:\n" + "\n".join(stalls))
-        print(f"\n{item.nodeid}: failed while the host stalled ({'; '.join(stalls[:3])}): run again "
-              f"after {waited:.0f} s of waiting for a calm host", file=sys.stderr)
+    for attempt in range(1, ATTEMPTS + 1):
+        started = time.time()
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        stalls = _WATCH.stalls(started, time.time())
+        if attempt == ATTEMPTS or not (any(r.failed for r in reports) and stalls):
+            break
+        waited = _WATCH.wait_calm()
+        note = (f"run {attempt} failed while the host stalled ({'; '.join(stalls[:3])}): run again after "
+                f"{waited:.0f} s of waiting for a calm host")
+        item.add_report_section("call", f"host stall {attempt}", note + "\n" + "\n".join(stalls))
+        print(f"\n{item.nodeid}: {note}", file=sys.stderr)
     for report in reports:
         item.ihook.pytest_runtest_logreport(report=report)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
