@@ -12,10 +12,11 @@ nothing about riff-bridge. So a small process of its own, outside every test, me
 A second with an oversleep of :data:`OVERSLEEP_MS` or more, or :data:`STEAL_PERCENT` or more
 stolen, is a stall. A test marked ``jack`` that fails while a stall overlapped it is run
 again, and the report says so, up to :data:`ATTEMPTS` runs (the last run's result stands);
-one that fails without a stall fails. Each retry waits until the host has run :data:`CALM_SECONDS` without a stall
-(at most :data:`CALM_WAIT_SECONDS`): stalls come in spells of several seconds, and a retry
-started inside the same spell only repeats the first failure. Module fixtures that run a
-whole scenario use :func:`stall_retried` (two runs at most: they take minutes).
+one that fails without a stall fails. Each retry waits until the host has run
+:data:`CALM_SECONDS` without a stall (at most :data:`CALM_WAIT_SECONDS`): stalls come in
+spells of several seconds, and a retry started inside the same spell only repeats the first
+failure. Module fixtures that run a whole scenario use :func:`stall_retried` (two runs at
+most: they take minutes).
 """
 
 from __future__ import annotations

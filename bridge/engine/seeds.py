@@ -30,9 +30,9 @@ from bridge.engine.drums import DrumPattern
 from bridge.engine.request import GenerationRequest
 from bridge.errors import InputFileError, ParameterError
 
-BUILTIN_SEEDS = ("grid", "kick", "pulse", "silence", "accent")
 #: The built-in seed the model paints itself (see :mod:`bridge.engine.accent`).
 ACCENT = "accent"
+BUILTIN_SEEDS = ("grid", "kick", "pulse", "silence", ACCENT)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".mp3")
 #: Tempo of built-in grids for requests that give a width but no tempo.
 DEFAULT_BPM = 120.0

@@ -2,16 +2,16 @@
 
 :func:`class_table`: per caption class, clips for several seeds at a tempo, generated as the
 demo does (:data:`RECIPE`: img2img at denoising 0.5 from the ``accent`` seed, the prompt's
-own sound accented on each beat of that tempo, bar-fitted), and
-for comparison random latents decoded the same way (VAE, codec). Per class it reports the
-beat autocorrelation (:mod:`~bridge.mini.evaluation`) of clips and of random images, the
-class whose training-average frequency profile is nearest to the clips' average (by distance,
+own sound accented on each beat of that tempo, bar-fitted), and for comparison random
+latents decoded the same way (VAE, codec). Per class it reports the beat autocorrelation
+(:mod:`~bridge.mini.evaluation`) of clips and of random images, the class whose training-average frequency profile is nearest to the clips' average (by distance,
 and by shape: level set aside), and the clips' distance to their nearest training image (the
 nearest of all seeds' clips) against the typical nearest-neighbour distance between training
 images: over all of them, and over the class's own (drum loops of one genre lie much closer
-to each other than chords do, so the class's own is the like-for-like measure). :func:`negative_effect` checks that negative prompts move
-the drum band, and :func:`interpolation_steps` that prompt
-interpolation moves the clips' profile from one class's towards the other's.
+to each other than chords do, so the class's own is the like-for-like measure).
+:func:`negative_effect` checks that negative prompts move the drum band, and
+:func:`interpolation_steps` that prompt interpolation moves the clips' profile from one
+class's towards the other's.
 """
 
 from __future__ import annotations
