@@ -4,7 +4,8 @@
 demo does (:data:`RECIPE`: img2img at denoising 0.5 from the ``accent`` seed, the prompt's
 own sound accented on each beat of that tempo, bar-fitted), and for comparison random
 latents decoded the same way (VAE, codec). Per class it reports the beat autocorrelation
-(:mod:`~bridge.mini.evaluation`) of clips and of random images, the class whose training-average frequency profile is nearest to the clips' average (by distance,
+(:mod:`~bridge.mini.evaluation`) of clips and of random images, the class whose
+training-average frequency profile is nearest to the clips' average (by distance,
 and by shape: level set aside), and the clips' distance to their nearest training image (the
 nearest of all seeds' clips) against the typical nearest-neighbour distance between training
 images: over all of them, and over the class's own (drum loops of one genre lie much closer
