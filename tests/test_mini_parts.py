@@ -184,6 +184,34 @@ def test_a_finished_run_goes_on_when_given_more_steps(tmp_path: Path, monkeypatc
     assert again is not None and all(torch.equal(load_file(again / name)[k], after[k]) for k in after)
 
 
+@pytest.mark.slow
+def test_zero_snr_training_saves_a_velocity_model_that_samples_from_pure_noise(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``zero_snr``: SD's betas rescaled so the last timestep keeps no signal (SD's keeps 7 %),
+    and the saved scheduler samples the model that way (DPM-Solver++, velocity, trailing
+    spacing); the real loader and engine run it, img2img included."""
+    import json
+
+    from bridge.engine.diffusion import DiffusionEngine
+    from bridge.engine.request import GenerationRequest
+    from bridge.mini.training import TrainConfig, noise_schedule, train
+
+    assert float(noise_schedule(True).alphas_cumprod[-1]) < 1e-9 < 0.004 < float(noise_schedule(False).alphas_cumprod[-1])
+    monkeypatch.setenv("RIFF_BRIDGE_CACHE", str(tmp_path / "cache"))
+    folder = train(TrainConfig(out=tmp_path / "z", work=tmp_path / "z.work", loops=16, vae_steps=2, vae_batch=1,
+                               unet_steps=2, unet_batch=2, encode_width=256, latent_crop=16, zero_snr=True))
+    assert folder is not None
+    config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    assert config["_class_name"] == "DPMSolverMultistepScheduler"
+    assert (config["prediction_type"], config["rescale_betas_zero_snr"], config["timestep_spacing"]) == (
+        "v_prediction", True, "trailing")
+    engine = DiffusionEngine(str(folder), device="cpu")
+    for seed_image in (None, "accent"):
+        clip = engine.render(GenerationRequest(prompt_a="house drums", steps=4, bars=1, bpm=120.0,
+                                               seed_image=seed_image, denoising=0.5))
+        assert np.isfinite(clip.audio).all() and np.abs(clip.audio).max() > 0.1
+
+
 def _capture(audio: np.ndarray, first_bpm: float, last_bpm: float, change_frame: int) -> object:
     from bridge.capture import Capture
 

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                  "latent_crop", "threads", "attention_levels"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     parser.add_argument("--unet-lr", type=float, default=d.unet_lr)
+    parser.add_argument("--zero-snr", action="store_true", help="velocity prediction on a zero-terminal-SNR "
+                        "schedule (levels follow the prompt); on a checkpoint trained without it, the UNet "
+                        "steps from there on fine-tune to it")
     parser.add_argument("--stop-after", type=int, default=None, help="stop (with a checkpoint) after this "
                         "many optimisation steps in this run; run again to resume")
     parser.add_argument("--export", action="store_true", help="only write the model from the current "
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(out=out, work=work, data_seed=args.data_seed, loops=args.loops, seed=args.seed,
                          vae_steps=args.vae_steps, vae_batch=args.vae_batch, unet_steps=args.unet_steps,
                          unet_batch=args.unet_batch, latent_crop=args.latent_crop, threads=args.threads,
-                         unet_lr=args.unet_lr, attention_levels=args.attention_levels)
+                         unet_lr=args.unet_lr, attention_levels=args.attention_levels, zero_snr=args.zero_snr)
     folder = export(config) if args.export else train(config, args.stop_after)
     if folder is None:
         print(f"stopped after {args.stop_after} steps; checkpoint in {work} (run again to resume)")

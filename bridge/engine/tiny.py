@@ -138,9 +138,12 @@ def _text_encoder() -> Any:
     return CLIPTextModel(CLIPTextConfig(**TINY_TEXT_ENCODER))
 
 
-def _scheduler() -> Any:
-    from diffusers import PNDMScheduler
+def _scheduler(schedule: dict[str, Any] | None = None) -> Any:
+    """SD's PNDM scheduler; with ``schedule`` settings, DPM-Solver++ configured with them."""
+    from diffusers import DPMSolverMultistepScheduler, PNDMScheduler
 
+    if schedule:
+        return DPMSolverMultistepScheduler.from_config(SD_SCHEDULER_CONFIG, **schedule)
     return PNDMScheduler.from_config(SD_SCHEDULER_CONFIG)
 
 

@@ -73,16 +73,18 @@ def build_parts(seed: int, attention_levels: int = 1) -> dict[str, Any]:
                     tokenizer=tokenizer)
 
 
-def save_model(parts: dict[str, Any], folder: Path) -> Path:
+def save_model(parts: dict[str, Any], folder: Path, schedule: dict[str, Any] | None = None) -> Path:
     """Write ``parts`` as a diffusers folder (safetensors), staged and renamed into place; the
-    notes of a model already there (model card, training figures) are kept."""
+    notes of a model already there (model card, training figures) are kept. ``schedule``:
+    settings over SD's scheduler config (prediction type, spacing...); with any, the scheduler
+    is saved as DPM-Solver++ (PNDM has no zero-terminal-SNR rescaling)."""
     from diffusers import StableDiffusionPipeline
 
     from bridge.engine.tiny import _scheduler, save_pipeline
 
     pipe = StableDiffusionPipeline(
         vae=parts["vae"], unet=parts["unet"], text_encoder=parts["text_encoder"],
-        tokenizer=parts["tokenizer"], scheduler=_scheduler(), safety_checker=None,
+        tokenizer=parts["tokenizer"], scheduler=_scheduler(schedule), safety_checker=None,
         feature_extractor=None, requires_safety_checker=False)
     return save_pipeline(pipe, folder, keep_notes=True)
 

@@ -8,8 +8,9 @@ resumed from a checkpoint takes the same batches as an uninterrupted one):
   3. latents: every image encoded once (distribution mean); the scaling factor is 1 / their
      standard deviation (stored in the VAE config, as SD's 0.18215 is);
   4. diffusion: random ``latent_crop``-wide latent windows, noised by SD's schedule at random
-     timesteps; the UNet predicts the noise from the text encoder's embedding of a sampled
-     caption (:func:`~bridge.mini.vocabulary.sampled_caption`; 10 % empty for guidance); UNet
+     timesteps; the UNet predicts the noise (or, with ``zero_snr``, the velocity on SD's
+     schedule rescaled to zero terminal SNR: :func:`noise_schedule`) from the text encoder's
+     embedding of a sampled caption (:func:`~bridge.mini.vocabulary.sampled_caption`; 10 % empty for guidance); UNet
      and text encoder train together; an exponential moving average of both is kept;
   5. the averaged weights are saved (fp16) as a diffusers folder with ``training.json`` beside them.
 A checkpoint (``work/checkpoint.pt``, tensors only: loaded with ``weights_only=True``) is
@@ -34,7 +35,8 @@ from bridge.errors import check_int, check_range
 @dataclass(frozen=True)
 class TrainConfig:
     """What to train and how long. ``out``: model folder written at the end; ``work``:
-    checkpoints and latents; sizes in pixels (VAE) and latent columns (diffusion)."""
+    checkpoints and latents; sizes in pixels (VAE) and latent columns (diffusion);
+    ``zero_snr``: the diffusion objective of :func:`noise_schedule`."""
 
     out: Path
     work: Path
@@ -54,6 +56,7 @@ class TrainConfig:
     checkpoint_every: int = 50
     threads: int = 1
     attention_levels: int = 1
+    zero_snr: bool = False
 
     def __post_init__(self) -> None:
         check_int("loops", self.loops, 16, 100_000)
@@ -145,11 +148,7 @@ class _Trainer:
         self.latents: Any = None
         self.scaling = 1.0
         self.remaining: int | None = None
-        from diffusers import DDPMScheduler
-
-        from bridge.engine.tiny import SD_SCHEDULER_CONFIG
-
-        self.noise_schedule = DDPMScheduler.from_config(SD_SCHEDULER_CONFIG)
+        self.noise_schedule = noise_schedule(config.zero_snr)
 
     # -- checkpoints ----------------------------------------------------------------------
     @property
@@ -268,6 +267,8 @@ class _Trainer:
         t = torch.randint(0, self.noise_schedule.config.num_train_timesteps, (len(latents),), generator=gen)
         noisy = self.noise_schedule.add_noise(latents, noise, t)
         predicted = unet(noisy, t, encoder_hidden_states=self.embed(text, captions)).sample
+        if self.config.zero_snr:
+            return torch.nn.functional.mse_loss(predicted, self.noise_schedule.get_velocity(latents, noise, t))
         return torch.nn.functional.mse_loss(predicted, noise)
 
     def embed(self, text_encoder: Any, captions: list[str]) -> Any:
@@ -345,13 +346,37 @@ class _Trainer:
         # weights stored in fp16 (half the size; the loader casts to the run's dtype)
         parts = dict(self.parts, **{name: copy.deepcopy(m).half() for name, m in modules.items()})
         parts["tokenizer"] = build_tokenizer()  # a fresh one: a used fast tokenizer saves its padding state
-        folder = save_model(parts, self.config.out)
+        folder = save_model(parts, self.config.out, sampling_schedule(self.config.zero_snr))
         record = {"model": MODEL_NAME, "phase": self.state.phase, "step": self.state.step, "config": {k: str(v) if isinstance(v, Path) else v
                                                  for k, v in asdict(self.config).items()},
                   "scaling_factor": self.scaling, "seconds_this_run": round(seconds, 1),
                   "final_loss": {k: float(np.mean(v[-50:])) if v else None for k, v in self.state.losses.items()}}
         (folder / "training.json").write_text(json.dumps(record, indent=2) + "\n")
         return folder
+
+
+def noise_schedule(zero_snr: bool) -> Any:
+    """The training noise schedule: SD's (epsilon prediction), or with ``zero_snr`` SD's betas
+    rescaled to zero terminal SNR with velocity prediction (Lin et al. 2024, "Common diffusion
+    noise schedules and sample steps are flawed"). SD's last timestep keeps 7 % of the signal,
+    so a model trained on it reads a clip's overall level off that leftover, which pure noise at
+    sampling lacks: its levels regress to the data's mean. At zero terminal SNR the level has to
+    come from the prompt."""
+    from diffusers import DDPMScheduler
+
+    from bridge.engine.tiny import SD_SCHEDULER_CONFIG
+
+    return DDPMScheduler.from_config(SD_SCHEDULER_CONFIG, **(ZERO_SNR if zero_snr else {}))
+
+
+#: Scheduler settings of the zero-terminal-SNR objective (training and sampling).
+ZERO_SNR: dict[str, Any] = {"prediction_type": "v_prediction", "rescale_betas_zero_snr": True}
+
+
+def sampling_schedule(zero_snr: bool) -> dict[str, Any]:
+    """Scheduler settings saved with the model: none beyond SD's, or with ``zero_snr`` the
+    objective's and trailing timestep spacing (sampling starts at the last, pure-noise step)."""
+    return dict(ZERO_SNR, timestep_spacing="trailing") if zero_snr else {}
 
 
 def _pixels(rows: np.ndarray) -> Any:
