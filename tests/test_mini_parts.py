@@ -210,6 +210,8 @@ def test_zero_snr_training_saves_a_velocity_model_that_samples_from_pure_noise(
         clip = engine.render(GenerationRequest(prompt_a="house drums", steps=4, bars=1, bpm=120.0,
                                                seed_image=seed_image, denoising=0.5))
         assert np.isfinite(clip.audio).all() and np.abs(clip.audio).max() > 0.1
+    with pytest.raises(ParameterError, match="scheduler.*zero terminal SNR.*pndm"):
+        engine.render(GenerationRequest(prompt_a="house drums", steps=4, bars=1, bpm=120.0, scheduler="pndm"))
 
 
 def _capture(audio: np.ndarray, first_bpm: float, last_bpm: float, change_frame: int) -> object:

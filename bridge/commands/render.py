@@ -42,7 +42,8 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--denoising", type=float, default=0.75, help="img2img strength in [0, 1]")
     parser.add_argument("--guidance", type=float, default=7.0, help="classifier-free guidance scale")
     parser.add_argument("--steps", type=int, default=50, help="denoising steps")
-    parser.add_argument("--scheduler", default="dpm", help="dpm, ddim, pndm, euler or lms")
+    parser.add_argument("--scheduler", default="dpm",
+                        help="dpm, ddim, pndm, euler or lms (a zero-terminal-SNR model: dpm, ddim or euler)")
     parser.add_argument("--bars", type=float, default=None, help="clip length in bars (needs --bpm)")
     parser.add_argument("--bpm", type=float, default=None, help="tempo (also of built-in drum grids)")
     parser.add_argument("--width", type=int, default=None,

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="img2img strength: 0 keeps the recording, 1 ignores it (default 0.5)")
     parser.add_argument("--guidance", type=float, default=7.0, help="classifier-free guidance scale")
     parser.add_argument("--steps", type=int, default=50, help="denoising steps")
-    parser.add_argument("--scheduler", default="dpm", help="dpm, ddim, pndm, euler or lms")
+    parser.add_argument("--scheduler", default="dpm",
+                        help="dpm, ddim, pndm, euler or lms (a zero-terminal-SNR model: dpm, ddim or euler)")
     parser.add_argument("--crossfade-ms", type=float, default=5.0, help="joint crossfade (ms), as the live loop")
     parser.add_argument("--model", default="riffusion/riffusion-model-v1",
                         help="Hugging Face id, local diffusers folder, or 'tiny' (small random model)")
