@@ -30,7 +30,8 @@ def make_scheduler(name: str, config: dict[str, Any]) -> Any:
     if name not in SCHEDULER_CLASSES:
         raise ParameterError("scheduler", "one of " + ", ".join(SCHEDULER_CLASSES), name)
     if config.get("rescale_betas_zero_snr") and name not in ZERO_SNR_KINDS:
-        raise ParameterError("scheduler", ", ".join(ZERO_SNR_KINDS) + " (this model is trained at zero terminal SNR)", name)
+        raise ParameterError("scheduler", ", ".join(ZERO_SNR_KINDS) + " (this model is trained at zero terminal SNR)",
+                             name)
     if name == "lms" and importlib.util.find_spec("scipy") is None:
         raise ParameterError("scheduler", "dpm, ddim, pndm or euler (lms needs scipy installed)", name)
     return getattr(diffusers, SCHEDULER_CLASSES[name]).from_config(config)

@@ -10,8 +10,8 @@ resumed from a checkpoint takes the same batches as an uninterrupted one):
   4. diffusion: random ``latent_crop``-wide latent windows, noised by SD's schedule at random
      timesteps; the UNet predicts the noise (or, with ``zero_snr``, the velocity on SD's
      schedule rescaled to zero terminal SNR: :func:`noise_schedule`) from the text encoder's
-     embedding of a sampled caption (:func:`~bridge.mini.vocabulary.sampled_caption`; 10 % empty for guidance); UNet
-     and text encoder train together; an exponential moving average of both is kept;
+     embedding of a sampled caption (:func:`~bridge.mini.vocabulary.sampled_caption`; 10 %
+     empty for guidance); UNet and text encoder train together; an exponential moving average of both is kept;
   5. the averaged weights are saved (fp16) as a diffusers folder with ``training.json`` beside them.
 A checkpoint (``work/checkpoint.pt``, tensors only: loaded with ``weights_only=True``) is
 written every ``checkpoint_every`` steps and at each phase's end.
@@ -267,9 +267,8 @@ class _Trainer:
         t = torch.randint(0, self.noise_schedule.config.num_train_timesteps, (len(latents),), generator=gen)
         noisy = self.noise_schedule.add_noise(latents, noise, t)
         predicted = unet(noisy, t, encoder_hidden_states=self.embed(text, captions)).sample
-        if self.config.zero_snr:
-            return torch.nn.functional.mse_loss(predicted, self.noise_schedule.get_velocity(latents, noise, t))
-        return torch.nn.functional.mse_loss(predicted, noise)
+        target = self.noise_schedule.get_velocity(latents, noise, t) if self.config.zero_snr else noise
+        return torch.nn.functional.mse_loss(predicted, target)
 
     def embed(self, text_encoder: Any, captions: list[str]) -> Any:
         tokenizer = self.parts["tokenizer"]
@@ -355,6 +354,10 @@ class _Trainer:
         return folder
 
 
+#: Scheduler settings of the zero-terminal-SNR objective (training and sampling).
+ZERO_SNR: dict[str, Any] = {"prediction_type": "v_prediction", "rescale_betas_zero_snr": True}
+
+
 def noise_schedule(zero_snr: bool) -> Any:
     """The training noise schedule: SD's (epsilon prediction), or with ``zero_snr`` SD's betas
     rescaled to zero terminal SNR with velocity prediction (Lin et al. 2024, "Common diffusion
@@ -367,10 +370,6 @@ def noise_schedule(zero_snr: bool) -> Any:
     from bridge.engine.tiny import SD_SCHEDULER_CONFIG
 
     return DDPMScheduler.from_config(SD_SCHEDULER_CONFIG, **(ZERO_SNR if zero_snr else {}))
-
-
-#: Scheduler settings of the zero-terminal-SNR objective (training and sampling).
-ZERO_SNR: dict[str, Any] = {"prediction_type": "v_prediction", "rescale_betas_zero_snr": True}
 
 
 def sampling_schedule(zero_snr: bool) -> dict[str, Any]:
