@@ -255,7 +255,7 @@ class _Trainer:
             self._optimise(self.unet_opt, loss, step, self.config.unet_steps, self.config.unet_lr)
             self._update_ema(step)
             self._record("unet", step, loss.item())
-        self.state = _State("done", 0, self.state.losses)
+        self.state = _State("done", len(self.state.losses["unet"]), self.state.losses)  # step: UNet steps trained
         self.save_checkpoint()
 
     def diffusion_loss(self, unet: Any, text: Any, step: int) -> Any:
