@@ -178,6 +178,7 @@ def test_a_finished_run_goes_on_when_given_more_steps(tmp_path: Path, monkeypatc
     saved = torch.load(tmp_path / "a.work" / "checkpoint.pt", weights_only=True)
     assert saved["phase"] == "done" and len(json.loads(saved["losses"])["unet"]) == 4
     assert longer is not None
+    assert json.loads((longer / "training.json").read_text())["step"] == 4  # UNet steps trained
     after = load_file(longer / name)
     assert after.keys() == before.keys() and any(not torch.equal(after[k], before[k]) for k in after)
     again = train(TrainConfig(unet_steps=4, **small))  # nothing left to do: the same weights
