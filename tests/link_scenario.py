@@ -81,11 +81,16 @@ class CycleLog:
     """JACK's own account of its cycles, logged as they happen (a thread polling
     ``jack_get_cycle_times`` every millisecond; no Python process callback to load the graph):
     frame counter, wake-up time, next wake-up time. A frame's JACK time is then read from the
-    cycle it fell in: measured, not predicted."""
+    cycle it fell in: measured, not predicted.
+
+    A reading that fails is counted (``errors``, ``first_error``) and polling goes on: a log
+    that stopped at its first failure would leave every later clip start unmeasured."""
 
     def __init__(self, clock: Any) -> None:
         self.clock = clock
         self.rows: list[list[int]] = []
+        self.errors = 0
+        self.first_error = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -95,7 +100,12 @@ class CycleLog:
 
     def _run(self) -> None:
         while not self._stop.wait(0.001):
-            cycle = self.clock.cycle()
+            try:
+                cycle = self.clock.cycle()
+            except Exception as err:  # noqa: BLE001 - counted and reported in the scenario's output
+                self.errors += 1
+                self.first_error = self.first_error or repr(err)
+                continue
             if not self.rows or cycle.frames != self.rows[-1][0]:
                 self.rows.append([cycle.frames, cycle.usecs, cycle.next_usecs])
 
@@ -103,6 +113,11 @@ class CycleLog:
         self._stop.set()
         self._thread.join()
         return self.rows
+
+    def report(self) -> dict[str, Any]:
+        """How the log went: rows, the JACK frames it spans, failed readings."""
+        span = [self.rows[0][0], self.rows[-1][0]] if self.rows else []
+        return {"rows": len(self.rows), "frames": span, "errors": self.errors, "first_error": self.first_error}
 
 
 def wait(predicate: Any, timeout: float) -> bool:
@@ -197,6 +212,7 @@ def run(out: dict[str, Any]) -> None:
         peer.close()
         client.deactivate()
         out["cycles"] = cycles.dump()
+        out["cycle_log"] = cycles.report()
         client.close()
         out["jack_xruns"] = server.xrun_causes()
 

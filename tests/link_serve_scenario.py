@@ -84,6 +84,7 @@ def play(out: dict[str, Any], session: Any, link: Any, peer: Peer, clock: Any) -
         phases(out, session, link, peer, clock)
     finally:
         out["cycles"] = cycles.dump()  # before the client closes
+        out["cycle_log"] = cycles.report()
 
 
 def phases(out: dict[str, Any], session: Any, link: Any, peer: Peer, clock: Any) -> None:

@@ -115,6 +115,7 @@ def test_grid_bar_lines_are_heard_on_the_peers_bar_lines(scenario: dict[str, Any
     grids, peer = scenario["follow"]["grids"], scenario["follow"]["peer"]
     rows = line_errors(grids, peer["bar_times"], scenario)
     errors = in_force(rows)
+    measured(errors, grids, scenario)
     lines = {line for line, lead, _ in rows if 0 < lead <= LEAD_US}
     print(f"follow {PEER_BPM} BPM: {len(lines)} bar lines, {len(errors)} grids in force at them, error max "
           f"{max(map(abs, errors)):.1f} us (all {len(rows)} grids, up to a bar ahead: "
@@ -130,6 +131,7 @@ def test_peer_tempo_change_moves_the_grid_from_the_next_bar_on(scenario: dict[st
     after = [g for g in change["grids"] if g["t"] > change["at"] + 50_000]  # a few readings later
     rows = line_errors(after, change["peer"]["bar_times"], scenario)
     errors = in_force(rows)
+    measured(errors, after, scenario, least=10)
     first = min(t for t in change["peer"]["bar_times"] if t > change["at"] + 50_000)
     print(f"peer changed to {CHANGED_BPM} BPM mid-bar: {len(errors)} grids in force at the bar lines after it, "
           f"error max {max(map(abs, errors)):.1f} us")
@@ -191,6 +193,12 @@ def on_bar_lines(starts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [start for start in starts if start["into"] == 0]
 
 
+def measured(rows: list[Any], events: list[dict[str, Any]], scenario: dict[str, Any], least: int = 1) -> None:
+    """At least ``least`` of ``events`` were measured against the cycle log; else say why."""
+    assert len(rows) >= least, (f"{len(rows)} of {len(events)} events measured (need {least}); the cycle log: "
+                                f"{scenario.get('cycle_log')}; the events: {events}")
+
+
 def resumes(starts: list[dict[str, Any]]) -> int:
     """Loops resumed inside a bar."""
     return len(starts) - len(on_bar_lines(starts))
@@ -210,10 +218,11 @@ def test_serve_clip_starts_fall_on_the_peers_bar_lines(serve_scenario: dict[str,
     starts, peer = serve_scenario["follow"]["starts"], serve_scenario["follow"]["peer"]
     rows = start_errors(starts, peer["bar_times"], serve_scenario)
     errors = [error for _, error in rows]
+    measured(rows, starts, serve_scenario)
     print(f"serve --link at {PEER_BPM} BPM: {len(rows)} clip starts, error max {max(map(abs, errors)):.1f} us "
           f"({max(map(abs, errors)) * 44100 / 1e6:.1f} frames; block {serve_scenario['block']}, latency "
           f"{serve_scenario['latency_frames']} frames counted); {resumes(starts)} resumed inside a bar, "
-          f"{serve_scenario['metrics']['xruns']} xruns in the run")
+          f"{serve_scenario['metrics']['xruns']} xruns in the run; cycle log {serve_scenario['cycle_log']}")
     assert len({line for line, _ in rows}) >= 4, (rows, starts)
     assert max(map(abs, errors)) <= start_tolerance_us(serve_scenario), (rows, starts)
 
@@ -222,6 +231,7 @@ def test_serve_moves_clip_starts_to_the_peers_new_tempo_from_the_next_bar(serve_
     change = serve_scenario["change"]
     rows = start_errors(change["starts"], change["peer"]["bar_times"], serve_scenario)
     errors = [error for _, error in rows]
+    measured(rows, change["starts"], serve_scenario)
     first = min(t for t in change["peer"]["bar_times"] if t > change["at"])
     lines = sorted({line for line, _ in rows})
     print(f"peer to {CHANGED_BPM} BPM mid-bar: {len(rows)} clip starts after it, error max "
@@ -239,7 +249,8 @@ def test_serve_tempo_over_osc_reaches_the_peer_and_the_clips(serve_scenario: dic
     assert osc["after"]["tempo"] == pytest.approx(OSC_BPM)
     assert any(abs(t - b) <= 1000 for t in after for b in before)  # changed on a bar line
     rows = start_errors(osc["starts"], after, serve_scenario)
-    assert len(rows) >= 2 and max(abs(e) for _, e in rows) <= start_tolerance_us(serve_scenario), (rows, osc["starts"])
+    measured(rows, osc["starts"], serve_scenario, least=2)
+    assert max(abs(e) for _, e in rows) <= start_tolerance_us(serve_scenario), (rows, osc["starts"])
     assert serve_scenario["metrics"]["bpm"] == pytest.approx(OSC_BPM, abs=0.01)
     print(f"/riff/set/bpm {OSC_BPM} on serve: the peer saw it {osc['seen_after_s']:.2f} s later; "
           f"{len(rows)} clip starts on the new grid")

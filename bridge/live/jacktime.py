@@ -94,14 +94,14 @@ class LatencyRange:
 
 
 class JackClock:
-    """JACK's clock for an open, active JACK-Client ``client`` (see the module docstring)."""
+    """JACK's clock for an open, active JACK-Client ``client`` (see the module docstring).
+
+    Safe to share between threads: each call gets result buffers of its own (libjack writes
+    them with the GIL released, so shared buffers could mix two threads' readings)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self._ffi, self._lib = _libjack()
-        self._out = (self._ffi.new("jack_nframes_t *"), self._ffi.new("jack_time_t *"),
-                     self._ffi.new("jack_time_t *"), self._ffi.new("float *"))
-        self._range = self._ffi.new("jack_latency_range_t *")
 
     def now_usecs(self) -> int:
         """``jack_get_time()``: JACK's current time in microseconds."""
@@ -109,14 +109,24 @@ class JackClock:
 
     def cycle(self) -> CycleTimes:
         """The current cycle's times (``jack_get_cycle_times``); raises JackClockError when the
-        client is not active or the server has not run a cycle yet."""
-        frames, usecs, next_usecs, _period = self._out
-        if self._lib.jack_get_cycle_times(self._pointer(self.client), frames, usecs, next_usecs, _period) != 0:
+        client is not active or the server has not run a cycle yet.
+
+        When jackd has just reset its delay-locked loop (``ResetFrameTime``, on an xrun) the
+        cycle's start is the late wake-up and the next wake-up is still the old prediction, so
+        it can lie at or before the start until the next cycle; the next wake-up is then taken
+        as one nominal period after the start."""
+        new = self._ffi.new
+        frames, usecs, next_usecs, period = (new("jack_nframes_t *"), new("jack_time_t *"),
+                                             new("jack_time_t *"), new("float *"))
+        if self._lib.jack_get_cycle_times(self._pointer(self.client), frames, usecs, next_usecs, period) != 0:
             raise JackClockError("jack_get_cycle_times failed: the JACK client is not active")
-        if next_usecs[0] <= usecs[0]:
+        start, block, rate = int(usecs[0]), int(self.client.blocksize), int(self.client.samplerate)
+        if start <= 0:
             raise JackClockError("jack_get_cycle_times: no cycle has run yet")
-        return CycleTimes(int(frames[0]), int(usecs[0]), int(next_usecs[0]), int(self.client.blocksize),
-                          int(self.client.samplerate))
+        following = int(next_usecs[0])
+        if following <= start:
+            following = start + max(1, round(float(period[0]) or block * 1e6 / rate))
+        return CycleTimes(int(frames[0]), start, following, block, rate)
 
     def frame_at(self, usecs: float) -> float:
         """Fractional JACK frame time of JACK time ``usecs`` (see :meth:`CycleTimes.frame_at`)."""
@@ -146,8 +156,9 @@ class JackClock:
         return LatencyRange(min(r.min for r in ranges), max(r.max for r in ranges))
 
     def _range_of(self, port: Any) -> LatencyRange:
-        self._lib.jack_port_get_latency_range(self._pointer(port), PLAYBACK_LATENCY, self._range)
-        return LatencyRange(int(self._range.min), int(self._range.max))
+        latency = self._ffi.new("jack_latency_range_t *")
+        self._lib.jack_port_get_latency_range(self._pointer(port), PLAYBACK_LATENCY, latency)
+        return LatencyRange(int(latency.min), int(latency.max))
 
     def _pointer(self, owner: Any) -> Any:
         """Our ``void *`` for the ``_ptr`` of a JACK-Client object (another cffi instance)."""
