@@ -13,7 +13,7 @@ between the two classes' training averages), and the generation real-time factor
 speed of one clip with the demo's recipe against the drum-grid one. Needs the training data (built and cached
 on first use, about 15 minutes).
 
-    .venv/bin/python bench/mini_model.py [--seeds 8] [--bpm 100]
+    .venv/bin/python bench/mini_model.py [--seeds 8] [--first-seed 1] [--bpm 100] [--steps 12] [--speed-steps 12,8]
 """
 
 from __future__ import annotations
@@ -32,13 +32,15 @@ from bridge.mini.vocabulary import CLASSES
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=8, help="how many seeds")
+    parser.add_argument("--first-seed", type=int, default=1, help="the first of them (then one after another)")
     parser.add_argument("--bpm", type=float, default=100.0)
     parser.add_argument("--model", default="mini")
     parser.add_argument("--seed-image", default=check.RECIPE["seed_image"], help="built-in seed image the clips start from")
     parser.add_argument("--denoising", type=float, default=check.RECIPE["denoising"])
     parser.add_argument("--guidance", type=float, default=check.RECIPE["guidance"])
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--speed-steps", default="12,8", help="steps of the demo recipe's speed rows (comma-separated)")
     parser.add_argument("--classes", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--parts", default="table,conditioning,speed",
                         help="what to run: table, conditioning, speed (comma-separated)")
@@ -47,14 +49,14 @@ def main() -> None:
 
     torch.manual_seed(0)
     engine = DiffusionEngine(args.model, device="cpu")
-    seeds = list(range(1, args.seeds + 1))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     data = cached_dataset(480, 1)  # the shipped model's training loops (seed 1)
     if "table" in args.parts:
         table(engine, data, args, seeds)
     if "conditioning" in args.parts:
         conditioning(engine, data, args, seeds)
     if "speed" in args.parts:
-        speed(engine)
+        speed(engine, [int(steps) for steps in args.speed_steps.split(",")])
 
 
 def recipe(args: argparse.Namespace) -> dict[str, object]:
@@ -105,12 +107,15 @@ def conditioning(engine: DiffusionEngine, data: Any, args: argparse.Namespace, s
         print(f"{label}: {'monotonic' if (np.diff(values) > 0).all() else 'NOT monotonic'}")
 
 
-def speed(engine: DiffusionEngine, repeats: int = 5, bpm: float = 124.0) -> None:
+def speed(engine: DiffusionEngine, demo_steps: list[int], repeats: int = 5, bpm: float = 124.0) -> None:
     """Seconds per 2-bar clip at ``bpm`` in this process (median of ``repeats`` after a warm-up)
-    with the drum-grid recipe (the baseline) and with the demo's (``assessment.RECIPE``)."""
-    recipes = {"grid, denoising 0.75": {"seed_image": "grid", "denoising": 0.75},
-               f"demo: {check.RECIPE['seed_image']}, denoising {check.RECIPE['denoising']:g}": check.RECIPE}
-    print(f"\nspeed: one 2-bar clip at {bpm:g} BPM, 12 steps, guidance 7, in this process (median of {repeats})")
+    with the drum-grid recipe at 12 steps (the baseline) and with the demo's
+    (``assessment.RECIPE``) at each of ``demo_steps``."""
+    recipes = {"grid, denoising 0.75, 12 steps": {"seed_image": "grid", "denoising": 0.75, "steps": 12}}
+    for steps in demo_steps:
+        label = f"demo: {check.RECIPE['seed_image']}, denoising {check.RECIPE['denoising']:g}, {steps} steps"
+        recipes[label] = {**check.RECIPE, "steps": steps}
+    print(f"\nspeed: one 2-bar clip at {bpm:g} BPM, guidance 7, in this process (median of {repeats})")
     print(f"{'recipe':<42} {'seconds':>8} {'real-time factor':>17} {'vs grid':>8}  stages (s)")
     baseline = None
     for label, recipe_fields in recipes.items():
