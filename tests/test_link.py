@@ -55,32 +55,6 @@ def test_jack_and_link_read_the_same_clock(client: Any) -> None:
     print(f"JACK - Link {jack_link:+.1f} us (+-{spread:.1f}), JACK - MONOTONIC {mono:+.0f} us")
 
 
-def test_cycle_readings_from_several_threads_stay_whole(client: Any) -> None:
-    """One JackClock read from two threads at once (the Link thread and a status reader do):
-    every reading is one cycle's, its next wake-up about one period after its start."""
-    import threading
-
-    clock, bad, errors = JackClock(client), [], []
-    period = client.blocksize / client.samplerate * 1e6
-
-    def read(count: int) -> None:
-        for _ in range(count):
-            try:
-                cycle = clock.cycle()
-            except JackClockError as err:
-                errors.append(err)
-                continue
-            if not 0.5 * period < cycle.next_usecs - cycle.usecs < 2.0 * period:
-                bad.append(cycle)
-
-    threads = [threading.Thread(target=read, args=(20_000,)) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors and not bad, (errors[:3], bad[:3])
-
-
 def test_cycle_just_after_a_dll_reset_takes_the_next_wake_up_one_period_on(client: Any) -> None:
     """jackd's ResetFrameTime (on an xrun) moves the cycle's start to the late wake-up and keeps
     the old prediction of the next one until the next cycle: not an error, one nominal period."""
