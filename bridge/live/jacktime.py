@@ -125,7 +125,7 @@ class JackClock:
             raise JackClockError("jack_get_cycle_times: no cycle has run yet")
         following = int(next_usecs[0])
         if following <= start:
-            following = start + max(1, round(float(period[0]) or block * 1e6 / rate))
+            following = start + round(block * 1e6 / rate)
         return CycleTimes(int(frames[0]), start, following, block, rate)
 
     def frame_at(self, usecs: float) -> float:
